@@ -1,0 +1,32 @@
+/* rest: Kafka Connect's REST API on h2o — paths, query parameters, status codes and JSON
+ * shapes as Kafka Connect answers them. Reads are served from this worker's snapshots;
+ * writes run on the leader and are forwarded there by followers (with Kafka Connect's
+ * `forward` query parameter, so a request makes at most two hops and never loops).
+ *
+ * Threads: everything runs on the h2o loop thread; forwarded calls complete through fwd. */
+#ifndef FERRY_REST_H
+#define FERRY_REST_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+#include "worker/ferr.h"
+#include "worker/herder.h"
+#include "worker/wconf.h"
+
+/** Request bodies above this size are refused with 413. */
+#define REST_MAX_BODY (1024 * 1024)
+
+typedef struct rest rest_t;
+
+/** Registers the API on @p host. @p h and @p wc are borrowed and must outlive the rest_t. */
+rest_t *rest_new(h2o_hostconf_t *host, herder_t *h, const wconf_t *wc, h2o_loop_t *loop);
+void rest_destroy(rest_t *r);
+
+/** The HTTP status for an error code: the single place where errors become statuses. */
+int rest_status_of(ferr_code_t code);
+
+/** Builds Kafka Connect's error body {"error_code":N,"message":"..."} (malloc'd, compact JSON). */
+char *rest_error_body(int status, const char *message);
+
+#endif

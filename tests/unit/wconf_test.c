@@ -1,0 +1,663 @@
+/* wconf_test: the worker configuration: Kafka Connect's defaults, the exact error texts a
+ * user sees (ferry-worker prints them and exits 2), listeners parsing, the zookeeper.connect
+ * chroot split, client passthrough and secret masking. */
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker/wconf.h"
+
+static const char *const required[][2] = {
+    {"group.id", "connect-cluster"},
+    {"config.storage.topic", "connect-configs"},
+    {"offset.storage.topic", "connect-offsets"},
+    {"status.storage.topic", "connect-status"},
+    {"key.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"},
+    {"value.converter", "org.apache.kafka.connect.json.JsonConverter"},
+    {"zookeeper.connect", "localhost:2181"},
+};
+#define N_REQUIRED (sizeof required / sizeof required[0])
+
+/* The smallest valid worker file, plus one override (key may be NULL). */
+static props_t *base_with(const char *key, const char *value)
+{
+    props_t *p = props_new();
+    for (size_t i = 0; i < N_REQUIRED; i++)
+        props_set(p, required[i][0], required[i][1]);
+    if (key)
+        props_set(p, key, value);
+    return p;
+}
+
+static wconf_t *new_ok(props_t *p)
+{
+    ferr_t err = {0};
+    wconf_t *c = wconf_new(p, &err);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    if (!c)
+        fprintf(stderr, "unexpected wconf error: %s\n", err.msg);
+    props_destroy(p);
+    return c;
+}
+
+static void expect_error_p(props_t *p, const char *msg)
+{
+    ferr_t err = {0};
+    wconf_t *c = wconf_new(p, &err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(err.code, FERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.msg, msg);
+    if (strcmp(err.msg, msg) != 0)
+        fprintf(stderr, "\n  want: %s\n  got:  %s\n", msg, err.msg);
+    wconf_destroy(c);
+    props_destroy(p);
+}
+
+/* Base config with key=value must fail with exactly msg. */
+static void expect_error(const char *key, const char *value, const char *msg)
+{
+    expect_error_p(base_with(key, value), msg);
+}
+
+static void test_defaults(void)
+{
+    wconf_t *c = new_ok(base_with(NULL, NULL));
+    if (!c)
+        return;
+    char host[256] = "";
+    CU_ASSERT_EQUAL(gethostname(host, sizeof host - 1), 0);
+    CU_ASSERT_STRING_EQUAL(c->bootstrap_servers, "localhost:9092");
+    CU_ASSERT_STRING_EQUAL(c->group_id, "connect-cluster");
+    CU_ASSERT_STRING_EQUAL(c->config_topic, "connect-configs");
+    CU_ASSERT_STRING_EQUAL(c->offset_topic, "connect-offsets");
+    CU_ASSERT_STRING_EQUAL(c->status_topic, "connect-status");
+    CU_ASSERT_EQUAL(c->config_rf, 3);
+    CU_ASSERT_EQUAL(c->offset_rf, 3);
+    CU_ASSERT_EQUAL(c->status_rf, 3);
+    CU_ASSERT_EQUAL(c->offset_partitions, 25);
+    CU_ASSERT_EQUAL(c->status_partitions, 5);
+    CU_ASSERT_STRING_EQUAL(c->listener_scheme, "http");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "");
+    CU_ASSERT_EQUAL(c->listener_port, 8083);
+    CU_ASSERT_STRING_EQUAL(c->advertised_host, host);
+    CU_ASSERT_EQUAL(c->advertised_port, 8083);
+    CU_ASSERT_STRING_EQUAL(c->advertised_scheme, "http");
+    CU_ASSERT_EQUAL(c->offset_flush_interval_ms, 60000);
+    CU_ASSERT_EQUAL(c->offset_flush_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(c->task_shutdown_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(c->scheduled_rebalance_max_delay_ms, 0);
+    CU_ASSERT_EQUAL(c->session_timeout_ms, 6000);
+    CU_ASSERT_STRING_EQUAL(c->key_converter, "org.apache.kafka.connect.converters.ByteArrayConverter");
+    CU_ASSERT_STRING_EQUAL(c->value_converter, "org.apache.kafka.connect.json.JsonConverter");
+    CU_ASSERT_STRING_EQUAL(c->header_converter,
+                           "org.apache.kafka.connect.storage.SimpleHeaderConverter");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper_connect, "localhost:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "localhost:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "");
+    CU_ASSERT_EQUAL(props_count(c->producer), 0);
+    CU_ASSERT_EQUAL(props_count(c->consumer), 0);
+    CU_ASSERT_EQUAL(props_count(c->admin), 0);
+    CU_ASSERT_EQUAL(props_count(c->common), 0);
+    CU_ASSERT_EQUAL(props_count(c->all), N_REQUIRED);
+
+    char buf[WCONF_URL_MAX], want[WCONF_URL_MAX + 16];
+    snprintf(want, sizeof want, "%s:8083", host);
+    CU_ASSERT_STRING_EQUAL(wconf_worker_id(c, buf, sizeof buf), want);
+    snprintf(want, sizeof want, "http://%s:8083", host);
+    CU_ASSERT_STRING_EQUAL(wconf_rest_url(c, buf, sizeof buf), want);
+    wconf_destroy(c);
+    wconf_destroy(NULL);
+}
+
+static void test_explicit_values(void)
+{
+    props_t *p = base_with(NULL, NULL);
+    const char *kv[][2] = {
+        {"bootstrap.servers", " b1:9092,b2:9092 "},
+        {"config.storage.replication.factor", "1"},
+        {"offset.storage.replication.factor", "-1"},
+        {"status.storage.replication.factor", "+2"},
+        {"offset.storage.partitions", "-1"},
+        {"status.storage.partitions", " 7\t"},
+        {"offset.flush.interval.ms", "10000"},
+        {"offset.flush.timeout.ms", "0"},
+        {"task.shutdown.graceful.timeout.ms", "9223372036854775807"},
+        {"scheduled.rebalance.max.delay.ms", "300000"},
+        {"zookeeper.session.timeout.ms", "1000"},
+        {"header.converter", "org.apache.kafka.connect.storage.StringConverter"},
+        {"key.converter", "  org.apache.kafka.connect.storage.StringConverter  "},
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        props_set(p, kv[i][0], kv[i][1]);
+    wconf_t *c = new_ok(p);
+    if (!c)
+        return;
+    CU_ASSERT_STRING_EQUAL(c->bootstrap_servers, "b1:9092,b2:9092");
+    CU_ASSERT_EQUAL(c->config_rf, 1);
+    CU_ASSERT_EQUAL(c->offset_rf, -1);
+    CU_ASSERT_EQUAL(c->status_rf, 2);
+    CU_ASSERT_EQUAL(c->offset_partitions, -1);
+    CU_ASSERT_EQUAL(c->status_partitions, 7);
+    CU_ASSERT_EQUAL(c->offset_flush_interval_ms, 10000);
+    CU_ASSERT_EQUAL(c->offset_flush_timeout_ms, 0);
+    CU_ASSERT_EQUAL(c->task_shutdown_timeout_ms, INT64_MAX);
+    CU_ASSERT_EQUAL(c->scheduled_rebalance_max_delay_ms, 300000);
+    CU_ASSERT_EQUAL(c->session_timeout_ms, 1000);
+    CU_ASSERT_STRING_EQUAL(c->header_converter, "org.apache.kafka.connect.storage.StringConverter");
+    CU_ASSERT_STRING_EQUAL(c->key_converter, "org.apache.kafka.connect.storage.StringConverter");
+    /* all keeps values as given, untrimmed */
+    CU_ASSERT_STRING_EQUAL(props_get(c->all, "bootstrap.servers"), " b1:9092,b2:9092 ");
+    wconf_destroy(c);
+}
+
+static void test_missing_required(void)
+{
+    for (size_t skip = 0; skip < N_REQUIRED; skip++) {
+        props_t *p = props_new();
+        for (size_t i = 0; i < N_REQUIRED; i++)
+            if (i != skip)
+                props_set(p, required[i][0], required[i][1]);
+        char msg[256];
+        snprintf(msg, sizeof msg, "Missing required configuration \"%s\" which has no default value.",
+                 required[skip][0]);
+        expect_error_p(p, msg);
+    }
+    /* Present but empty (after trimming) is not accepted either. */
+    expect_error("group.id", "", "Invalid value  for configuration group.id: String must be non-empty");
+    expect_error("zookeeper.connect", " ",
+                 "Invalid value   for configuration zookeeper.connect: String must be non-empty");
+    expect_error("bootstrap.servers", "",
+                 "Invalid value  for configuration bootstrap.servers: At least one broker "
+                 "(host:port) is required");
+    /* err may be NULL */
+    props_t *p = props_new();
+    CU_ASSERT_PTR_NULL(wconf_new(p, NULL));
+    props_destroy(p);
+}
+
+static void test_invalid_numbers(void)
+{
+    expect_error("offset.flush.interval.ms", "abc",
+                 "Invalid value abc for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "",
+                 "Invalid value  for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "12abc",
+                 "Invalid value 12abc for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "1.0",
+                 "Invalid value 1.0 for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "1e3",
+                 "Invalid value 1e3 for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "0x10",
+                 "Invalid value 0x10 for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "- 1",
+                 "Invalid value - 1 for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "-",
+                 "Invalid value - for configuration offset.flush.interval.ms: Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "9223372036854775808",
+                 "Invalid value 9223372036854775808 for configuration offset.flush.interval.ms: "
+                 "Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "99999999999999999999999",
+                 "Invalid value 99999999999999999999999 for configuration offset.flush.interval.ms: "
+                 "Not a number of type LONG");
+    expect_error("offset.flush.interval.ms", "0",
+                 "Invalid value 0 for configuration offset.flush.interval.ms: Value must be at least 1");
+    expect_error("offset.flush.interval.ms", "-9223372036854775808",
+                 "Invalid value -9223372036854775808 for configuration offset.flush.interval.ms: "
+                 "Value must be at least 1");
+    expect_error("offset.flush.timeout.ms", "-1",
+                 "Invalid value -1 for configuration offset.flush.timeout.ms: Value must be at least 0");
+    expect_error("task.shutdown.graceful.timeout.ms", "5s",
+                 "Invalid value 5s for configuration task.shutdown.graceful.timeout.ms: Not a number of type LONG");
+    expect_error("scheduled.rebalance.max.delay.ms", "2147483648",
+                 "Invalid value 2147483648 for configuration scheduled.rebalance.max.delay.ms: "
+                 "Not a number of type INT");
+    expect_error("scheduled.rebalance.max.delay.ms", "-1",
+                 "Invalid value -1 for configuration scheduled.rebalance.max.delay.ms: Value must be at least 0");
+    expect_error("zookeeper.session.timeout.ms", "999",
+                 "Invalid value 999 for configuration zookeeper.session.timeout.ms: Value must be at least 1000");
+    expect_error("offset.storage.partitions", "2147483648",
+                 "Invalid value 2147483648 for configuration offset.storage.partitions: Not a number of type INT");
+    expect_error("offset.storage.partitions", "0",
+                 "Invalid value 0 for configuration offset.storage.partitions: Number of partitions "
+                 "must be positive, or -1 to use the broker's default");
+    expect_error("status.storage.partitions", "-2",
+                 "Invalid value -2 for configuration status.storage.partitions: Number of partitions "
+                 "must be positive, or -1 to use the broker's default");
+    expect_error("config.storage.replication.factor", "32768",
+                 "Invalid value 32768 for configuration config.storage.replication.factor: "
+                 "Not a number of type SHORT");
+    expect_error("config.storage.replication.factor", "0",
+                 "Invalid value 0 for configuration config.storage.replication.factor: Replication "
+                 "factor must be positive and not larger than the number of brokers in the Kafka "
+                 "cluster, or -1 to use the broker's default");
+    expect_error("offset.storage.replication.factor", "-2",
+                 "Invalid value -2 for configuration offset.storage.replication.factor: Replication "
+                 "factor must be positive and not larger than the number of brokers in the Kafka "
+                 "cluster, or -1 to use the broker's default");
+    expect_error("status.storage.replication.factor", "three",
+                 "Invalid value three for configuration status.storage.replication.factor: "
+                 "Not a number of type SHORT");
+    expect_error("rest.advertised.port", "0",
+                 "Invalid value 0 for configuration rest.advertised.port: Value must be at least 1");
+    expect_error("rest.advertised.port", "65536",
+                 "Invalid value 65536 for configuration rest.advertised.port: Value must be no more than 65535");
+}
+
+static wconf_t *with_listeners(const char *value)
+{
+    return new_ok(base_with("listeners", value));
+}
+
+static void test_listeners(void)
+{
+    char buf[WCONF_URL_MAX];
+    wconf_t *c = with_listeners("http://:8083");
+    CU_ASSERT_STRING_EQUAL(c->listener_scheme, "http");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "");
+    CU_ASSERT_EQUAL(c->listener_port, 8083);
+    wconf_destroy(c);
+
+    c = with_listeners("https://worker1.example.com:8443");
+    CU_ASSERT_STRING_EQUAL(c->listener_scheme, "https");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "worker1.example.com");
+    CU_ASSERT_EQUAL(c->listener_port, 8443);
+    CU_ASSERT_STRING_EQUAL(c->advertised_host, "worker1.example.com");
+    CU_ASSERT_EQUAL(c->advertised_port, 8443);
+    CU_ASSERT_STRING_EQUAL(c->advertised_scheme, "https");
+    CU_ASSERT_STRING_EQUAL(wconf_worker_id(c, buf, sizeof buf), "worker1.example.com:8443");
+    CU_ASSERT_STRING_EQUAL(wconf_rest_url(c, buf, sizeof buf), "https://worker1.example.com:8443");
+    /* Too small a buffer: NULL, not a truncated id. */
+    CU_ASSERT_PTR_NULL(wconf_worker_id(c, buf, 10));
+    CU_ASSERT_PTR_NULL(wconf_rest_url(c, buf, strlen("https://worker1.example.com:8443")));
+    CU_ASSERT_PTR_NOT_NULL(wconf_rest_url(c, buf, strlen("https://worker1.example.com:8443") + 1));
+    wconf_destroy(c);
+
+    c = with_listeners("http://[::1]:8083");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "::1");
+    CU_ASSERT_STRING_EQUAL(c->advertised_host, "::1");
+    CU_ASSERT_STRING_EQUAL(wconf_worker_id(c, buf, sizeof buf), "[::1]:8083");
+    CU_ASSERT_STRING_EQUAL(wconf_rest_url(c, buf, sizeof buf), "http://[::1]:8083");
+    wconf_destroy(c);
+
+    c = with_listeners("HTTP://127.0.0.1:0");
+    CU_ASSERT_STRING_EQUAL(c->listener_scheme, "http");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(c->listener_port, 0);
+    wconf_destroy(c);
+
+    /* Wildcard hosts advertise the machine's name. */
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const char *wild[] = {"http://0.0.0.0:9000", "http://[::]:9000", "http://:9000"};
+    for (size_t i = 0; i < 3; i++) {
+        c = with_listeners(wild[i]);
+        CU_ASSERT_STRING_EQUAL(c->advertised_host, host);
+        CU_ASSERT_EQUAL(c->advertised_port, 9000);
+        wconf_destroy(c);
+    }
+
+    /* Only the first entry is used; the list is split like Kafka's LIST type. */
+    c = with_listeners("  http://a:1 , https://b:2,http://c:3 ");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "a");
+    CU_ASSERT_EQUAL(c->listener_port, 1);
+    wconf_destroy(c);
+
+    /* Later entries must still be valid. */
+    expect_error("listeners", "http://a:1,ftp://b:2",
+                 "Invalid value http://a:1,ftp://b:2 for configuration listeners: Listener protocol "
+                 "must be either \"http\" or \"https\".");
+    expect_error("listeners", "ftp://h:1",
+                 "Invalid value ftp://h:1 for configuration listeners: Listener protocol must be "
+                 "either \"http\" or \"https\".");
+    const char *bad_format[] = {"http://h", "h:8083", "http://h:abc", "http://h:", "http://h:80x",
+                                "http://[::1:8083", "http://[::1]8083", "http://h:8083/path",
+                                "http://h h:80", "http://h:-1"};
+    for (size_t i = 0; i < sizeof bad_format / sizeof bad_format[0]; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "Invalid value %s for configuration listeners: Listener doesn't have the right "
+                 "format (protocol://hostname:port).",
+                 bad_format[i]);
+        expect_error("listeners", bad_format[i], msg);
+    }
+    expect_error("listeners", "http://h:65536",
+                 "Invalid value http://h:65536 for configuration listeners: Listener port must be "
+                 "between 0 and 65535.");
+    expect_error("listeners", "",
+                 "Invalid value  for configuration listeners: Invalid value for listeners, at least "
+                 "one URL is expected, ex: http://localhost:8080,https://localhost:8443.");
+    expect_error("listeners", "http://a:1,,http://b:2",
+                 "Invalid value http://a:1,,http://b:2 for configuration listeners: Empty URL found "
+                 "when parsing listeners list.");
+}
+
+static void test_rest_fallback_and_advertised(void)
+{
+    /* Deprecated rest.host.name / rest.port, used only without listeners. */
+    props_t *p = base_with("rest.host.name", "oldhost");
+    props_set(p, "rest.port", "9001");
+    wconf_t *c = new_ok(p);
+    CU_ASSERT_STRING_EQUAL(c->listener_scheme, "http");
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "oldhost");
+    CU_ASSERT_EQUAL(c->listener_port, 9001);
+    wconf_destroy(c);
+
+    c = new_ok(base_with("rest.port", "9002"));
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "");
+    CU_ASSERT_EQUAL(c->listener_port, 9002);
+    wconf_destroy(c);
+
+    p = base_with("rest.port", "9002");
+    props_set(p, "listeners", "http://new:9003");
+    c = new_ok(p);
+    CU_ASSERT_STRING_EQUAL(c->listener_host, "new");
+    CU_ASSERT_EQUAL(c->listener_port, 9003);
+    wconf_destroy(c);
+
+    expect_error("rest.port", "x", "Invalid value x for configuration rest.port: Not a number of type INT");
+
+    /* rest.advertised.* override the listener. */
+    p = base_with("listeners", "http://0.0.0.0:8083");
+    props_set(p, "rest.advertised.host.name", " adv.example.com ");
+    props_set(p, "rest.advertised.port", "18083");
+    props_set(p, "rest.advertised.listener", "HTTPS");
+    c = new_ok(p);
+    char buf[WCONF_URL_MAX];
+    CU_ASSERT_STRING_EQUAL(c->advertised_host, "adv.example.com");
+    CU_ASSERT_EQUAL(c->advertised_port, 18083);
+    CU_ASSERT_STRING_EQUAL(c->advertised_scheme, "https");
+    CU_ASSERT_STRING_EQUAL(wconf_worker_id(c, buf, sizeof buf), "adv.example.com:18083");
+    CU_ASSERT_STRING_EQUAL(wconf_rest_url(c, buf, sizeof buf), "https://adv.example.com:18083");
+    wconf_destroy(c);
+
+    /* Host names are bounded, so WCONF_URL_MAX always fits the id and the URL. */
+    char host[300];
+    memset(host, 'h', 256);
+    host[256] = '\0';
+    ferr_t err;
+    const char *keys[] = {"rest.advertised.host.name", "rest.host.name"};
+    for (size_t i = 0; i < 2; i++) {
+        p = base_with(keys[i], host);
+        CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Host name must be at most 255 characters"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, keys[i]));
+        props_destroy(p);
+    }
+    char url[400];
+    snprintf(url, sizeof url, "https://%s:8083", host);
+    p = base_with("listeners", url);
+    CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "for configuration listeners: Host name must be at most 255"));
+    props_destroy(p);
+    host[255] = '\0';
+    p = base_with("rest.advertised.host.name", host);
+    props_set(p, "rest.advertised.port", "65535");
+    props_set(p, "listeners", "https://[::1]:1");
+    c = new_ok(p);
+    CU_ASSERT_PTR_NOT_NULL(wconf_worker_id(c, buf, sizeof buf));
+    CU_ASSERT_PTR_NOT_NULL(wconf_rest_url(c, buf, sizeof buf));
+    CU_ASSERT_EQUAL(strlen(buf), strlen("https://") + 255 + strlen(":65535"));
+    wconf_destroy(c);
+
+    expect_error("rest.advertised.listener", "ftp",
+                 "Invalid value ftp for configuration rest.advertised.listener: Value must be either "
+                 "\"http\" or \"https\"");
+}
+
+static void test_zookeeper_connect(void)
+{
+    wconf_t *c = new_ok(base_with("zookeeper.connect", "zk1:2181,zk2:2181,zk3:2181/ferry/prod"));
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1:2181,zk2:2181,zk3:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "/ferry/prod");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper_connect, "zk1:2181,zk2:2181,zk3:2181/ferry/prod");
+    wconf_destroy(c);
+
+    c = new_ok(base_with("zookeeper.connect", " zk1:2181/ferry "));
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "/ferry");
+    wconf_destroy(c);
+
+    c = new_ok(base_with("zookeeper.connect", "zk1:2181/"));
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "");
+    wconf_destroy(c);
+
+    c = new_ok(base_with("zookeeper.connect", "zk1"));
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "");
+    wconf_destroy(c);
+
+    const char *bad_root[] = {"zk:2181/a/", "zk:2181//a", "zk:2181/a/../b", "zk:2181/."};
+    for (size_t i = 0; i < 4; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "Invalid value %s for configuration zookeeper.connect: Invalid chroot path (empty, "
+                 "\".\" or \"..\" component, or trailing '/')",
+                 bad_root[i]);
+        expect_error("zookeeper.connect", bad_root[i], msg);
+    }
+    expect_error("zookeeper.connect", "/chroot",
+                 "Invalid value /chroot for configuration zookeeper.connect: No ZooKeeper host given "
+                 "(expected host:port[,host:port][/chroot])");
+    expect_error("zookeeper.connect", "a:1,,b:2",
+                 "Invalid value a:1,,b:2 for configuration zookeeper.connect: Empty host found in "
+                 "the ZooKeeper host list");
+    expect_error("zookeeper.connect", "a:1, b:2",
+                 "Invalid value a:1, b:2 for configuration zookeeper.connect: The ZooKeeper host "
+                 "list must not contain whitespace");
+}
+
+static void test_converters_and_topics(void)
+{
+    const char *ok[] = {"org.apache.kafka.connect.converters.ByteArrayConverter",
+                        "org.apache.kafka.connect.json.JsonConverter",
+                        "org.apache.kafka.connect.storage.StringConverter"};
+    for (size_t i = 0; i < 3; i++) {
+        wconf_t *c = new_ok(base_with("value.converter", ok[i]));
+        CU_ASSERT_STRING_EQUAL(c->value_converter, ok[i]);
+        wconf_destroy(c);
+    }
+    expect_error("key.converter", "io.confluent.connect.avro.AvroConverter",
+                 "Invalid value io.confluent.connect.avro.AvroConverter for configuration "
+                 "key.converter: Class io.confluent.connect.avro.AvroConverter could not be found. "
+                 "ferry supports org.apache.kafka.connect.converters.ByteArrayConverter, "
+                 "org.apache.kafka.connect.json.JsonConverter and "
+                 "org.apache.kafka.connect.storage.StringConverter");
+    /* SimpleHeaderConverter is a header converter only. */
+    ferr_t err;
+    props_t *p = base_with("value.converter", "org.apache.kafka.connect.storage.SimpleHeaderConverter");
+    CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "for configuration value.converter: Class "));
+    props_destroy(p);
+    p = base_with("header.converter", "com.example.Headers");
+    CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Invalid value com.example.Headers for configuration "
+                                           "header.converter: Class com.example.Headers could not be found."));
+    props_destroy(p);
+
+    expect_error("config.storage.topic", "connect configs",
+                 "Invalid value connect configs for configuration config.storage.topic: Topic name "
+                 "\"connect configs\" is illegal, it contains a character other than ASCII "
+                 "alphanumerics, '.', '_' and '-'");
+    expect_error("status.storage.topic", "..",
+                 "Invalid value .. for configuration status.storage.topic: Topic name cannot be \".\" or \"..\"");
+    char longname[300];
+    memset(longname, 'a', 250);
+    longname[250] = '\0';
+    p = base_with("offset.storage.topic", longname);
+    CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "can't be longer than 249 characters"));
+    props_destroy(p);
+    expect_error("offset.storage.topic", "connect-configs",
+                 "Invalid value connect-configs for configuration offset.storage.topic: Must not be "
+                 "the same topic as config.storage.topic");
+    expect_error("status.storage.topic", "connect-offsets",
+                 "Invalid value connect-offsets for configuration status.storage.topic: Must not be "
+                 "the same topic as offset.storage.topic");
+}
+
+static void test_passthrough(void)
+{
+    props_t *p = base_with(NULL, NULL);
+    const char *kv[][2] = {
+        {"producer.acks", "all"},
+        {"producer.compression.type", "lz4"},
+        {"consumer.max.poll.records", "500"},
+        {"admin.request.timeout.ms", "30000"},
+        {"admin.listeners", "http://:8084"},
+        {"admin.listeners.https.ssl.keystore.location", "/ks"},
+        {"security.protocol", "SASL_SSL"},
+        {"ssl.truststore.location", "/ts"},
+        {"sasl.mechanism", "PLAIN"},
+        {"sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required;"},
+        {"client.id", "w1"},
+        {"producer.", "x"},
+        {"ferry.task.batch.size", "1000"},
+        {"plugin.path", "/usr/share/java"},
+        {"some.unknown.key", "1"},
+        {"key.converter.schemas.enable", "false"},
+    };
+    size_t n = sizeof kv / sizeof kv[0];
+    for (size_t i = 0; i < n; i++)
+        props_set(p, kv[i][0], kv[i][1]);
+    wconf_t *c = new_ok(p);
+    if (!c)
+        return;
+    CU_ASSERT_EQUAL(props_count(c->producer), 2);
+    CU_ASSERT_STRING_EQUAL(props_key(c->producer, 0), "acks");
+    CU_ASSERT_STRING_EQUAL(props_value(c->producer, 0), "all");
+    CU_ASSERT_STRING_EQUAL(props_get(c->producer, "compression.type"), "lz4");
+    CU_ASSERT_EQUAL(props_count(c->consumer), 1);
+    CU_ASSERT_STRING_EQUAL(props_get(c->consumer, "max.poll.records"), "500");
+    CU_ASSERT_EQUAL(props_count(c->admin), 1);
+    CU_ASSERT_STRING_EQUAL(props_get(c->admin, "request.timeout.ms"), "30000");
+    CU_ASSERT_PTR_NULL(props_get(c->admin, "listeners"));
+    CU_ASSERT_EQUAL(props_count(c->common), 5);
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "security.protocol"), "SASL_SSL");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.truststore.location"), "/ts");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "sasl.mechanism"), "PLAIN");
+    CU_ASSERT_PTR_NOT_NULL(props_get(c->common, "sasl.jaas.config"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "client.id"), "w1");
+    CU_ASSERT_PTR_NULL(props_get(c->common, "group.id"));
+    CU_ASSERT_PTR_NULL(props_get(c->common, "plugin.path"));
+    CU_ASSERT_EQUAL(props_count(c->all), N_REQUIRED + n);
+    CU_ASSERT_STRING_EQUAL(props_get(c->all, "ferry.task.batch.size"), "1000");
+    CU_ASSERT_STRING_EQUAL(props_get(c->all, "some.unknown.key"), "1");
+    wconf_destroy(c);
+}
+
+static void test_secrets(void)
+{
+    const char *secret[] = {"ssl.key.password", "ssl.keystore.password", "ssl.truststore.password",
+                            "sasl.jaas.config", "producer.sasl.jaas.config",
+                            "consumer.ssl.key.password", "sasl.oauthbearer.client.secret",
+                            "basic.auth.user.info", "listeners.https.ssl.keystore.password",
+                            "ssl.keystore.key", "ssl.key.pem", "ferry.api.secret.token",
+                            "SASL.JAAS.CONFIG", "sasl.password", "admin.ssl.key.password"};
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+        CU_ASSERT_EQUAL(wconf_is_secret(secret[i]), 1);
+        if (!wconf_is_secret(secret[i]))
+            fprintf(stderr, "\n  not secret: %s\n", secret[i]);
+    }
+    const char *plain[] = {"group.id", "ssl.truststore.location", "ssl.keystore.location",
+                           "sasl.mechanism", "security.protocol", "bootstrap.servers",
+                           "sasl.username", "key.converter", "ssl.key.location", ""};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        CU_ASSERT_EQUAL(wconf_is_secret(plain[i]), 0);
+        if (wconf_is_secret(plain[i]))
+            fprintf(stderr, "\n  secret: %s\n", plain[i]);
+    }
+}
+
+/* Runs wconf_log_summary with stderr captured; returns the malloc'd output. */
+static char *capture_summary(const wconf_t *c)
+{
+    char path[] = "/tmp/wconf_testXXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    wconf_log_summary(c);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    char *out = calloc(1, (size_t)len + 1);
+    CU_ASSERT_EQUAL(pread(fd, out, (size_t)len, 0), (ssize_t)len);
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_log_summary(void)
+{
+    props_t *p = base_with("sasl.jaas.config", "PlainLoginModule required password=\"Zq8s3cr3t\";");
+    props_set(p, "producer.ssl.key.password", "Zq8keypw");
+    props_set(p, "some.unknown.key", "1");
+    props_set(p, "plugin.path", "/opt/plugins");
+    props_set(p, "ferry.extension", "x");
+    props_set(p, "listeners", "http://:8083,https://:8443");
+    props_set(p, "offset.flush.interval.ms", "10000");
+    wconf_t *c = new_ok(p);
+    if (!c)
+        return;
+    char *out = capture_summary(c);
+    CU_ASSERT_PTR_NULL(strstr(out, "Zq8s3cr3t"));
+    CU_ASSERT_PTR_NULL(strstr(out, "Zq8keypw"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "sasl.jaas.config = [hidden]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "producer.ssl.key.password = [hidden]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "group.id = connect-cluster"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "offset.flush.interval.ms = 10000"));
+    /* defaults are shown too */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "offset.storage.partitions = 25"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "bootstrap.servers = localhost:9092"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "listeners = http://:8083"));
+    CU_ASSERT_EQUAL(count_of(out, "ignoring unknown worker config key some.unknown.key"), 1);
+    CU_ASSERT_EQUAL(count_of(out, "ignoring unknown worker config key"), 1);
+    CU_ASSERT_EQUAL(count_of(out, "ignoring listener https://:8443"), 1);
+    /* key order: bootstrap.servers before group.id before zookeeper.connect */
+    const char *b = strstr(out, "bootstrap.servers ="), *g = strstr(out, "group.id ="),
+               *z = strstr(out, "zookeeper.connect =");
+    CU_ASSERT(b && g && z && b < g && g < z);
+    free(out);
+    wconf_destroy(c);
+}
+
+int cu_register(void)
+{
+    CU_pSuite s = CU_add_suite("wconf", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+        {"defaults", test_defaults},
+        {"explicit values", test_explicit_values},
+        {"missing required", test_missing_required},
+        {"invalid numbers", test_invalid_numbers},
+        {"listeners", test_listeners},
+        {"rest fallback and advertised", test_rest_fallback_and_advertised},
+        {"zookeeper.connect", test_zookeeper_connect},
+        {"converters and topics", test_converters_and_topics},
+        {"passthrough", test_passthrough},
+        {"secrets", test_secrets},
+        {"log summary", test_log_summary},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (!CU_add_test(s, tests[i].name, tests[i].fn))
+            return -1;
+    return 0;
+}

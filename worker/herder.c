@@ -1,0 +1,1368 @@
+/* herder: control core on the h2o loop thread. See herder.h.
+ *
+ * The one rule: herder_reconcile() makes what runs equal to (config snapshot ∩ assignment).
+ * Every event that may change either side — a config record, a new assignment, a task
+ * that exited, an offsets read-back finishing — ends by calling it. It is idempotent.
+ *
+ *   store records ─▶ cstate / statuses / offsets ─┐
+ *   coordinator   ─▶ assignment ──────────────────┼─▶ reconcile ─▶ start/stop repl_conn, rtask
+ *   task/connector events ────────────────────────┘                 └▶ status records
+ *
+ * Tasks start only after the offset topic has been read to its end (a sync barrier),
+ * so a task that moves between workers resumes from the last offsets its previous owner
+ * stored. Operations from REST wait on store tokens: write, read back, then answer. */
+#include "worker/herder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "worker/cstate.h"
+#include "worker/flog.h"
+#include "worker/kutil.h"
+#include "worker/repl.h"
+#include "worker/rtask.h"
+#include "worker/store.h"
+
+typedef enum { HT_STARTING = 0, HT_RUNNING, HT_FAILED, HT_STOPPING } ht_state_t;
+
+typedef struct hconn {
+    struct hconn *next;
+    char *name;
+    json_t *config; /* config it was started with */
+    repl_conn_t *rc;
+    uint64_t instance;
+    int failed;
+} hconn_t;
+
+typedef struct htask {
+    struct htask *next;
+    char *name;
+    int id;
+    json_t *config;
+    rtask_t *rt;
+    uint64_t instance;
+    ht_state_t state;
+    int restart; /* start again once stopped */
+} htask_t;
+
+typedef enum {
+    OP_REPLY = 1,  /* answer a REST request when the write is read back */
+    OP_INTERNAL,   /* status or task-config writes: log failures only */
+    OP_OFFSETS_SYNC,
+    OP_STARTUP_SYNC,
+} op_kind_t;
+
+typedef struct hop {
+    struct hop *next;
+    uint64_t token;
+    op_kind_t kind;
+    herder_cb cb;
+    void *arg;
+    herder_result_t res; /* prepared success result (status, location); body built at the end */
+    char *name;
+    int build_info; /* body = ConnectorInfo of name */
+} hop_t;
+
+struct herder {
+    const wconf_t *wc;
+    h2o_loop_t *loop;
+    store_t *store;
+    cstate_t *cs;
+    json_t *statuses; /* status-topic key -> value */
+    json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
+    json_t *written;  /* status key -> last value this worker wrote (to skip repeats) */
+    char worker_id[300];
+    char *leader_url;
+    int leader, solo;
+    int64_t generation;
+    int ready, startup_left;
+    json_t *assigned; /* set of "task-id\tname" strings; NULL in solo mode */
+    hconn_t *conns;
+    htask_t *tasks;
+    hop_t *ops;
+    uint64_t next_token, next_instance;
+    int offsets_fresh, offsets_syncing;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t conn_recv, task_recv;
+    void (*on_change)(void *);
+    void *on_change_arg;
+    char *cluster_id;
+};
+
+static void reconcile(herder_t *h);
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s;
+    va_start(ap, f);
+    if (vasprintf(&s, f, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static void finish(herder_cb cb, void *arg, herder_result_t *res)
+{
+    if (cb)
+        cb(arg, res);
+    json_decref(res->body);
+    free(res->location);
+}
+
+static void reply_err(herder_cb cb, void *arg, ferr_code_t code, const char *f, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reply_err(herder_cb cb, void *arg, ferr_code_t code, const char *f, ...)
+{
+    herder_result_t res = {0};
+    va_list ap;
+    va_start(ap, f);
+    res.err.code = code;
+    vsnprintf(res.err.msg, sizeof res.err.msg, f, ap);
+    va_end(ap);
+    finish(cb, arg, &res);
+}
+
+static char *item_key(const char *name, int task)
+{
+    return fmt("%d\t%s", task, name);
+}
+
+static int owned(const herder_t *h, const char *name, int task)
+{
+    if (h->solo)
+        return 1;
+    char *k = item_key(name, task);
+    int r = json_object_get(h->assigned, k) != NULL;
+    free(k);
+    return r;
+}
+
+static void notify_change(herder_t *h)
+{
+    if (h->on_change)
+        h->on_change(h->on_change_arg);
+}
+
+static json_t *parse_json(const char *s)
+{
+    return s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* ---- store plumbing ----------------------------------------------------------------- */
+
+static hop_t *op_new(herder_t *h, op_kind_t kind, herder_cb cb, void *arg)
+{
+    hop_t *op = calloc(1, sizeof *op);
+    op->token = ++h->next_token;
+    op->kind = kind;
+    op->cb = cb;
+    op->arg = arg;
+    op->next = h->ops;
+    h->ops = op;
+    return op;
+}
+
+static hop_t *op_take(herder_t *h, uint64_t token)
+{
+    for (hop_t **pp = &h->ops; *pp; pp = &(*pp)->next)
+        if ((*pp)->token == token) {
+            hop_t *op = *pp;
+            *pp = op->next;
+            return op;
+        }
+    return NULL;
+}
+
+static void write_records(herder_t *h, store_topic_t t, const store_rec_t *recs, size_t n,
+                          hop_t *op)
+{
+    store_write(h->store, t, recs, n, op->kind == OP_REPLY, op->token);
+}
+
+static void write_status(herder_t *h, const char *key, const char *state, const char *trace)
+{
+    json_t *v = json_pack("{s:s,s:s?,s:s,s:I}", "state", state, "trace", trace, "worker_id",
+                          h->worker_id, "generation", (json_int_t)h->generation);
+    json_t *prev = json_object_get(h->written, key);
+    if (prev && json_equal(prev, v)) {
+        json_decref(v);
+        return;
+    }
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    store_rec_t rec = {key, s};
+    write_records(h, STORE_STATUS, &rec, 1, op_new(h, OP_INTERNAL, NULL, NULL));
+    json_object_set_new(h->written, key, v);
+    free(s);
+}
+
+static void conn_status(herder_t *h, const char *name, const char *state, const char *trace)
+{
+    char *k = fmt("status-connector-%s", name);
+    write_status(h, k, state, trace);
+    free(k);
+}
+
+static void task_status(herder_t *h, const char *name, int id, const char *state, const char *trace)
+{
+    char *k = fmt("status-task-%s-%d", name, id);
+    write_status(h, k, state, trace);
+    free(k);
+}
+
+/* Offsets: keys are parsed and rebuilt canonically so a record written by any writer matches. */
+static void apply_offset(herder_t *h, const char *key, const char *value)
+{
+    json_t *k = parse_json(key);
+    const char *conn = json_string_value(json_array_get(k, 0));
+    json_t *part = json_array_get(k, 1);
+    const char *topic = json_string_value(json_object_get(part, "topic"));
+    json_t *p = json_object_get(part, "partition");
+    if (conn && topic && json_is_integer(p)) {
+        char *ck = rtask_offset_key(conn, topic, (int)json_integer_value(p));
+        json_t *v = parse_json(value);
+        if (v)
+            json_object_set_new(h->offsets, ck,
+                                json_pack("{s:s,s:O,s:o}", "connector", conn, "partition", part, "offset", v));
+        else
+            json_object_del(h->offsets, ck);
+        free(ck);
+    }
+    json_decref(k);
+}
+
+static void apply_config(herder_t *h, store_ev_t *ev)
+{
+    json_t *v = parse_json(ev->value);
+    const char *name = NULL;
+    cstate_event_t what = cstate_apply(h->cs, ev->key, v, ev->offset, ev->timestamp, &name);
+    if (what == CSTATE_EV_LOGGER && name) {
+        const char *lvl = json_string_value(json_object_get(v, "level"));
+        json_t *out = NULL;
+        if (lvl && herder_set_logger(name, lvl, &out, NULL) == FERR_OK)
+            FLOG(INFO, WORKER, "cluster-wide logger %s set to %s", name, lvl);
+        json_decref(out);
+    } else if (what == CSTATE_EV_RESTART && name && h->ready) {
+        int tasks = json_is_true(json_object_get(v, "include-tasks"));
+        int failed = json_is_true(json_object_get(v, "only-failed"));
+        for (hconn_t *c = h->conns; c; c = c->next)
+            if (!strcmp(c->name, name) && (!failed || c->failed)) {
+                repl_conn_destroy(c->rc);
+                c->rc = NULL; /* reconcile starts it again */
+                json_decref(c->config);
+                c->config = NULL;
+                conn_status(h, name, "RESTARTING", NULL);
+            }
+        for (htask_t *t = h->tasks; t && tasks; t = t->next)
+            if (!strcmp(t->name, name) && (!failed || t->state == HT_FAILED) && t->state != HT_STOPPING) {
+                t->restart = 1;
+                t->state = HT_STOPPING;
+                rtask_stop(t->rt);
+                task_status(h, name, t->id, "RESTARTING", NULL);
+            }
+    }
+    json_decref(v);
+}
+
+static void on_store(void *arg, store_ev_t *ev)
+{
+    herder_t *h = arg;
+    if (ev->type == STORE_EV_RECORD) {
+        if (ev->topic == STORE_CONFIG)
+            apply_config(h, ev);
+        else if (ev->topic == STORE_STATUS) {
+            json_t *v = parse_json(ev->value);
+            if (v)
+                json_object_set_new(h->statuses, ev->key, v);
+            else
+                json_object_del(h->statuses, ev->key);
+        } else
+            apply_offset(h, ev->key, ev->value);
+        if (ev->topic == STORE_CONFIG && h->ready)
+            reconcile(h);
+        return;
+    }
+    hop_t *op = op_take(h, ev->token);
+    if (!op)
+        return;
+    switch (op->kind) {
+    case OP_STARTUP_SYNC:
+        if (ev->err)
+            FLOG(ERROR, WORKER, "reading storage topics at start-up: %s", ev->errmsg);
+        if (--h->startup_left == 0) {
+            h->ready = 1;
+            h->offsets_fresh = 1;
+            FLOG(INFO, WORKER, "read %zu connector(s) from %s; worker %s is ready",
+                 cstate_count(h->cs), h->wc->config_topic, h->worker_id);
+            reconcile(h);
+            notify_change(h);
+        }
+        break;
+    case OP_OFFSETS_SYNC:
+        h->offsets_syncing = 0;
+        h->offsets_fresh = !ev->err;
+        reconcile(h);
+        break;
+    case OP_INTERNAL:
+        if (ev->err)
+            FLOG(WARN, WORKER, "storage write failed: %s", ev->errmsg);
+        break;
+    case OP_REPLY:
+        if (ev->err) {
+            op->res.err.code = FERR_KAFKA;
+            snprintf(op->res.err.msg, sizeof op->res.err.msg, "%s", ev->errmsg);
+        } else if (op->build_info) {
+            ferr_t e;
+            herder_info(h, op->name, &op->res.body, &e);
+        }
+        finish(op->cb, op->arg, &op->res);
+        break;
+    }
+    free(op->name);
+    free(op);
+}
+
+/* ---- running connectors and tasks --------------------------------------------------- */
+
+static hconn_t *find_conn(herder_t *h, const char *name)
+{
+    for (hconn_t *c = h->conns; c; c = c->next)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
+
+static void conn_stop(hconn_t *c)
+{
+    repl_conn_destroy(c->rc);
+    c->rc = NULL;
+}
+
+static void conn_remove(herder_t *h, hconn_t *c)
+{
+    for (hconn_t **pp = &h->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    conn_stop(c);
+    json_decref(c->config);
+    free(c->name);
+    free(c);
+}
+
+static void conn_start(herder_t *h, hconn_t *c, cstate_conn_t *cc)
+{
+    json_decref(c->config);
+    c->config = json_incref(cc->config);
+    c->instance = ++h->next_instance;
+    c->failed = 0;
+    c->rc = repl_conn_new(c->name, cc->config, h->wc, c->instance, &h->conn_recv);
+    conn_status(h, c->name, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
+    FLOG(INFO, WORKER, "connector %s started", c->name);
+}
+
+static void reconcile_connectors(herder_t *h)
+{
+    for (hconn_t *c = h->conns, *next; c; c = next) {
+        next = c->next;
+        cstate_conn_t *cc = cstate_get(h->cs, c->name);
+        if (!cc || !owned(h, c->name, -1) || cc->target == CSTATE_TARGET_STOPPED) {
+            if (cc && cc->target == CSTATE_TARGET_STOPPED && owned(h, c->name, -1))
+                conn_status(h, c->name, "STOPPED", NULL);
+            FLOG(INFO, WORKER, "connector %s stopped", c->name);
+            conn_remove(h, c);
+        } else if (!c->rc || !c->config || !json_equal(c->config, cc->config)) {
+            conn_stop(c);
+            conn_start(h, c, cc);
+        } else if (!c->failed) {
+            conn_status(h, c->name, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
+        }
+    }
+    for (size_t i = 0; i < cstate_count(h->cs); i++) {
+        cstate_conn_t *cc = cstate_at(h->cs, i);
+        if (!owned(h, cc->name, -1) || find_conn(h, cc->name))
+            continue;
+        if (cc->target == CSTATE_TARGET_STOPPED) {
+            conn_status(h, cc->name, "STOPPED", NULL);
+            continue;
+        }
+        hconn_t *c = calloc(1, sizeof *c);
+        c->name = strdup(cc->name);
+        c->next = h->conns;
+        h->conns = c;
+        conn_start(h, c, cc);
+    }
+}
+
+static htask_t *find_task(herder_t *h, const char *name, int id)
+{
+    for (htask_t *t = h->tasks; t; t = t->next)
+        if (t->id == id && !strcmp(t->name, name))
+            return t;
+    return NULL;
+}
+
+/* Start offsets for a task: "topic:partition" -> next offset, from the offsets snapshot. */
+static json_t *task_offsets(herder_t *h, const char *name)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(h->offsets, k, v) {
+        if (strcmp(json_string_value(json_object_get(v, "connector")), name))
+            continue;
+        json_t *part = json_object_get(v, "partition");
+        json_t *off = json_object_get(json_object_get(v, "offset"), "offset");
+        if (!json_is_integer(off))
+            continue;
+        char *pk = fmt("%s:%lld", json_string_value(json_object_get(part, "topic")),
+                       (long long)json_integer_value(json_object_get(part, "partition")));
+        json_object_set(out, pk, off);
+        free(pk);
+    }
+    return out;
+}
+
+static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc)
+{
+    json_t *offs = task_offsets(h, t->name);
+    t->instance = ++h->next_instance;
+    t->state = HT_STARTING;
+    t->restart = 0;
+    rtask_params_t p = {.connector = t->name,
+                        .task = t->id,
+                        .config = t->config,
+                        .offsets = offs,
+                        .wc = h->wc,
+                        .instance = t->instance,
+                        .paused = cc->target == CSTATE_TARGET_PAUSED,
+                        .recv = &h->task_recv};
+    t->rt = rtask_new(&p);
+    json_decref(offs);
+}
+
+static void reconcile_tasks(herder_t *h)
+{
+    int want_start = 0;
+    for (htask_t *t = h->tasks; t; t = t->next) {
+        if (t->state == HT_STOPPING)
+            continue;
+        cstate_conn_t *cc = cstate_get(h->cs, t->name);
+        json_t *cfg = cc ? json_array_get(cc->tasks, t->id) : NULL;
+        if (!cfg || !owned(h, t->name, t->id) || cc->target == CSTATE_TARGET_STOPPED ||
+            !json_equal(cfg, t->config)) {
+            t->state = HT_STOPPING;
+            t->restart = cfg && owned(h, t->name, t->id) && cc->target != CSTATE_TARGET_STOPPED;
+            rtask_stop(t->rt);
+        } else {
+            rtask_set_paused(t->rt, cc->target == CSTATE_TARGET_PAUSED);
+            if (t->state == HT_RUNNING)
+                task_status(h, t->name, t->id, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
+        }
+    }
+    for (size_t i = 0; i < cstate_count(h->cs); i++) {
+        cstate_conn_t *cc = cstate_at(h->cs, i);
+        if (cc->target == CSTATE_TARGET_STOPPED)
+            continue;
+        for (int id = 0; id < (int)json_array_size(cc->tasks); id++) {
+            if (!owned(h, cc->name, id) || find_task(h, cc->name, id))
+                continue;
+            if (!h->offsets_fresh) {
+                want_start = 1;
+                continue;
+            }
+            htask_t *t = calloc(1, sizeof *t);
+            t->name = strdup(cc->name);
+            t->id = id;
+            t->config = json_incref(json_array_get(cc->tasks, id));
+            t->next = h->tasks;
+            h->tasks = t;
+            task_start(h, t, cc);
+        }
+    }
+    if (want_start && !h->offsets_syncing) {
+        h->offsets_syncing = 1;
+        store_sync(h->store, STORE_OFFSET, op_new(h, OP_OFFSETS_SYNC, NULL, NULL)->token);
+    } else if (!want_start) {
+        h->offsets_fresh = 0; /* the next start reads the offsets topic to its end again */
+    }
+}
+
+static void reconcile(herder_t *h)
+{
+    if (!h->ready)
+        return;
+    reconcile_connectors(h);
+    reconcile_tasks(h);
+}
+
+/* Task configs from a connector instance: written by the leader, forwarded otherwise. */
+static void submit_task_configs(herder_t *h, const char *name, json_t *configs)
+{
+    if (h->leader) {
+        herder_put_task_configs(h, name, configs, NULL, NULL);
+        return;
+    }
+    /* A follower's connector instance: the coordinator's leader writes task configs for
+     * every connector itself (see coordinator), so nothing to do here. */
+    FLOG(DEBUG, WORKER, "connector %s: task configs changed; leader will write them", name);
+}
+
+static void on_conn_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    herder_t *h = H2O_STRUCT_FROM_MEMBER(herder_t, conn_recv, recv);
+    while (!h2o_linklist_is_empty(messages)) {
+        repl_conn_ev_t *ev = H2O_STRUCT_FROM_MEMBER(repl_conn_ev_t, super.link, messages->next);
+        h2o_linklist_unlink(&ev->super.link);
+        hconn_t *c = find_conn(h, ev->connector);
+        cstate_conn_t *cc = cstate_get(h->cs, ev->connector);
+        if (c && cc && c->instance == ev->instance) {
+            if (ev->error) {
+                c->failed = 1;
+                conn_status(h, c->name, "FAILED", ev->error);
+            } else if (cc->target != CSTATE_TARGET_STOPPED) {
+                int tasks_max = atoi(json_string_value(json_object_get(cc->config, "tasks.max")) ?: "1");
+                json_t *split = repl_split(ev->topics, cc->tasks, tasks_max < 1 ? 1 : tasks_max);
+                json_t *configs = repl_task_configs(cc->config, split);
+                if (cc->inconsistent || !json_equal(configs, cc->tasks))
+                    submit_task_configs(h, c->name, configs);
+                json_decref(configs);
+                json_decref(split);
+            }
+        }
+        repl_conn_ev_free(ev);
+    }
+}
+
+static void task_remove(herder_t *h, htask_t *t)
+{
+    for (htask_t **pp = &h->tasks; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    rtask_destroy(t->rt);
+    json_decref(t->config);
+    free(t->name);
+    free(t);
+}
+
+static void on_task_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    herder_t *h = H2O_STRUCT_FROM_MEMBER(herder_t, task_recv, recv);
+    int changed = 0;
+    while (!h2o_linklist_is_empty(messages)) {
+        rtask_ev_t *ev = H2O_STRUCT_FROM_MEMBER(rtask_ev_t, super.link, messages->next);
+        h2o_linklist_unlink(&ev->super.link);
+        htask_t *t = find_task(h, ev->connector, ev->task);
+        if (t && t->instance == ev->instance) {
+            cstate_conn_t *cc = cstate_get(h->cs, t->name);
+            switch (ev->type) {
+            case RTASK_EV_RUNNING:
+                if (t->state == HT_STARTING)
+                    t->state = HT_RUNNING;
+                if (cc && t->state == HT_RUNNING)
+                    task_status(h, t->name, t->id, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
+                break;
+            case RTASK_EV_FAILED:
+                if (t->state != HT_STOPPING)
+                    t->state = HT_FAILED;
+                task_status(h, t->name, t->id, "FAILED", ev->trace);
+                break;
+            case RTASK_EV_EXITED:
+                if (t->state == HT_STOPPING || t->restart) {
+                    int again = t->restart;
+                    task_remove(h, t);
+                    changed = 1;
+                    (void)again; /* reconcile starts it again if still owned */
+                }
+                /* A failed task stays (FAILED) until restarted or reassigned. */
+                break;
+            }
+        }
+        rtask_ev_free(ev);
+    }
+    if (changed) {
+        reconcile(h);
+        notify_change(h);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
+{
+    herder_t *h = calloc(1, sizeof *h);
+    h->wc = wc;
+    h->loop = loop;
+    h->cs = cstate_new();
+    h->statuses = json_object();
+    h->offsets = json_object();
+    h->written = json_object();
+    h->solo = 1;
+    h->leader = 1;
+    wconf_worker_id(wc, h->worker_id, sizeof h->worker_id);
+    char url[512];
+    h->leader_url = strdup(wconf_rest_url(wc, url, sizeof url));
+    h->queue = h2o_multithread_create_queue(loop);
+    h2o_multithread_register_receiver(h->queue, &h->conn_recv, on_conn_events);
+    h2o_multithread_register_receiver(h->queue, &h->task_recv, on_task_events);
+    h->store = store_new(wc, loop, on_store, h, err);
+    if (!h->store) {
+        herder_destroy(h);
+        return NULL;
+    }
+    h->startup_left = STORE__TOPICS;
+    for (int t = 0; t < STORE__TOPICS; t++)
+        store_sync(h->store, t, op_new(h, OP_STARTUP_SYNC, NULL, NULL)->token);
+    return h;
+}
+
+void herder_destroy(herder_t *h)
+{
+    if (!h)
+        return;
+    while (h->conns)
+        conn_remove(h, h->conns);
+    for (htask_t *t = h->tasks; t; t = t->next)
+        rtask_stop(t->rt);
+    while (h->tasks)
+        task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
+    store_destroy(h->store, 5000);
+    for (hop_t *op = h->ops, *next; op; op = next) {
+        next = op->next;
+        if (op->kind == OP_REPLY)
+            reply_err(op->cb, op->arg, FERR_UNAVAILABLE, "Worker is shutting down");
+        free(op->name);
+        free(op);
+    }
+    if (h->queue) {
+        /* Drop messages still queued by threads that are gone now. */
+        h2o_multithread_unregister_receiver(h->queue, &h->conn_recv);
+        h2o_multithread_unregister_receiver(h->queue, &h->task_recv);
+        h2o_multithread_destroy_queue(h->queue);
+    }
+    cstate_destroy(h->cs);
+    json_decref(h->statuses);
+    json_decref(h->offsets);
+    json_decref(h->written);
+    json_decref(h->assigned);
+    free(h->leader_url);
+    free(h->cluster_id);
+    free(h);
+}
+
+int herder_ready(const herder_t *h)
+{
+    return h->ready;
+}
+
+int herder_is_leader(const herder_t *h)
+{
+    return h->leader;
+}
+
+const char *herder_leader_url(const herder_t *h)
+{
+    return h->leader_url;
+}
+
+const char *herder_worker_id(const herder_t *h)
+{
+    return h->worker_id;
+}
+
+int64_t herder_config_offset(const herder_t *h)
+{
+    return cstate_offset(h->cs);
+}
+
+const char *herder_kafka_cluster_id(herder_t *h)
+{
+    return h->cluster_id ? h->cluster_id : "";
+}
+
+void herder_set_leader(herder_t *h, int is_leader, const char *url, int64_t generation)
+{
+    h->leader = is_leader;
+    free(h->leader_url);
+    h->leader_url = url ? strdup(url) : NULL;
+    if (generation > h->generation)
+        h->generation = generation;
+}
+
+void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t *assigned)
+{
+    h->solo = 0;
+    json_decref(h->assigned);
+    h->assigned = json_object();
+    for (size_t i = 0; i < assigned->n; i++) {
+        char *k = item_key(assigned->items[i].connector, assigned->items[i].task);
+        json_object_set_new(h->assigned, k, json_true());
+        free(k);
+    }
+    if (generation > h->generation)
+        h->generation = generation;
+    reconcile(h);
+    notify_change(h);
+}
+
+void herder_holding(const herder_t *h, assign_list_t *out)
+{
+    for (hconn_t *c = h->conns; c; c = c->next)
+        assign_list_add(out, c->name, -1);
+    for (htask_t *t = h->tasks; t; t = t->next)
+        assign_list_add(out, t->name, t->id);
+    assign_list_sort(out);
+}
+
+void herder_configured(const herder_t *h, assign_list_t *out)
+{
+    for (size_t i = 0; i < cstate_count(h->cs); i++) {
+        cstate_conn_t *cc = cstate_at(h->cs, i);
+        if (cc->target == CSTATE_TARGET_STOPPED)
+            continue;
+        assign_list_add(out, cc->name, -1);
+        for (int id = 0; id < (int)json_array_size(cc->tasks); id++)
+            assign_list_add(out, cc->name, id);
+    }
+    assign_list_sort(out);
+}
+
+void herder_on_change(herder_t *h, void (*cb)(void *arg), void *arg)
+{
+    h->on_change = cb;
+    h->on_change_arg = arg;
+}
+
+/* ---- reads ---------------------------------------------------------------------------- */
+
+static ferr_code_t not_found(ferr_t *err, const char *name)
+{
+    return ferr_set(err, FERR_NOT_FOUND, "Connector %s not found", name);
+}
+
+static json_t *info_json(const cstate_conn_t *cc)
+{
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < json_array_size(cc->tasks); i++)
+        json_array_append_new(tasks, json_pack("{s:s,s:i}", "connector", cc->name, "task", (int)i));
+    return json_pack("{s:s,s:O,s:o,s:s}", "name", cc->name, "config", cc->config, "tasks", tasks,
+                     "type", "source");
+}
+
+ferr_code_t herder_info(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return not_found(err, name);
+    *out = info_json(cc);
+    return FERR_OK;
+}
+
+ferr_code_t herder_config(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return not_found(err, name);
+    *out = json_incref(cc->config);
+    return FERR_OK;
+}
+
+/* Kafka Connect's state entity: trace left out when empty. */
+static json_t *state_json(const json_t *rec, int id)
+{
+    json_t *o = json_object();
+    if (id >= 0)
+        json_object_set_new(o, "id", json_integer(id));
+    json_object_set(o, "state", json_object_get(rec, "state"));
+    const char *trace = json_string_value(json_object_get(rec, "trace"));
+    json_object_set(o, "worker_id", json_object_get(rec, "worker_id"));
+    if (trace && *trace)
+        json_object_set_new(o, "trace", json_string(trace));
+    return o;
+}
+
+ferr_code_t herder_status(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    char *k = fmt("status-connector-%s", name);
+    json_t *rec = json_object_get(h->statuses, k);
+    free(k);
+    if (!cc || !rec)
+        return ferr_set(err, FERR_NOT_FOUND, "No status found for connector %s", name);
+    json_t *tasks = json_array();
+    for (int i = 0; i < (int)json_array_size(cc->tasks); i++) {
+        char *tk = fmt("status-task-%s-%d", name, i);
+        json_t *tr = json_object_get(h->statuses, tk);
+        free(tk);
+        if (tr)
+            json_array_append_new(tasks, state_json(tr, i));
+    }
+    *out = json_pack("{s:s,s:o,s:o,s:s}", "name", name, "connector", state_json(rec, -1), "tasks",
+                     tasks, "type", "source");
+    return FERR_OK;
+}
+
+ferr_code_t herder_task_status(herder_t *h, const char *name, int task, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    char *k = fmt("status-task-%s-%d", name, task);
+    json_t *rec = json_object_get(h->statuses, k);
+    free(k);
+    if (!cc || !rec || task >= (int)json_array_size(cc->tasks))
+        return ferr_set(err, FERR_NOT_FOUND, "No status found for task %s-%d", name, task);
+    *out = state_json(rec, task);
+    return FERR_OK;
+}
+
+ferr_code_t herder_tasks(herder_t *h, const char *name, int as_map, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return not_found(err, name);
+    json_t *r = as_map ? json_object() : json_array();
+    size_t i;
+    json_t *tc;
+    json_array_foreach(cc->tasks, i, tc) {
+        if (as_map) {
+            char *k = fmt("%s-%zu", name, i);
+            json_object_set(r, k, tc);
+            free(k);
+        } else {
+            json_array_append_new(r, json_pack("{s:{s:s,s:i},s:O}", "id", "connector", name, "task",
+                                               (int)i, "config", tc));
+        }
+    }
+    *out = r;
+    return FERR_OK;
+}
+
+ferr_code_t herder_topics(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    json_t *set = json_object();
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    size_t i;
+    json_t *tc;
+    if (cc)
+        json_array_foreach(cc->tasks, i, tc) {
+            json_t *parts = repl_parse_partitions(json_string_value(json_object_get(tc, REPL_TASK_PARTITIONS)));
+            const char *fmt_ = json_string_value(json_object_get(tc, "topic.rename.format"));
+            size_t j;
+            json_t *pv;
+            json_array_foreach(parts, j, pv) {
+                char *target = repl_rename(fmt_ ? fmt_ : "${topic}.replica", json_string_value(json_array_get(pv, 0)));
+                json_object_set_new(set, target, json_true());
+                free(target);
+            }
+            json_decref(parts);
+        }
+    json_t *topics = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) json_array_append_new(topics, json_string(k));
+    json_decref(set);
+    *out = json_pack("{s:{s:o}}", name, "topics", topics);
+    (void)err;
+    return FERR_OK;
+}
+
+ferr_code_t herder_offsets(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    if (!cstate_get(h->cs, name))
+        return not_found(err, name);
+    json_t *list = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(h->offsets, k, v) {
+        if (!strcmp(json_string_value(json_object_get(v, "connector")), name))
+            json_array_append_new(list, json_pack("{s:O,s:O}", "partition", json_object_get(v, "partition"),
+                                                  "offset", json_object_get(v, "offset")));
+    }
+    *out = json_pack("{s:o}", "offsets", list);
+    return FERR_OK;
+}
+
+json_t *herder_list(herder_t *h, int expand_status, int expand_info)
+{
+    size_t n = cstate_count(h->cs);
+    if (!expand_status && !expand_info) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, json_string(cstate_at(h->cs, i)->name));
+        return a;
+    }
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        cstate_conn_t *cc = cstate_at(h->cs, i);
+        json_t *e = json_object();
+        json_t *st;
+        ferr_t err;
+        if (expand_status && herder_status(h, cc->name, &st, &err) == FERR_OK)
+            json_object_set_new(e, "status", st);
+        if (expand_info)
+            json_object_set_new(e, "info", info_json(cc));
+        json_object_set_new(o, cc->name, e);
+    }
+    return o;
+}
+
+json_t *herder_plugins(int connectors_only)
+{
+    json_t *a = json_pack("[{s:s,s:s,s:s}]", "class", REPL_CLASS, "type", "source", "version", REPL_VERSION);
+    if (!connectors_only) {
+        static const char *conv[] = {"org.apache.kafka.connect.converters.ByteArrayConverter"};
+        for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++)
+            json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "class", conv[i], "type", "converter",
+                                               "version", REPL_VERSION));
+    }
+    return a;
+}
+
+ferr_code_t herder_plugin_config(const char *plugin, json_t **out, ferr_t *err)
+{
+    if (!repl_class_matches(plugin))
+        return ferr_set(err, FERR_NOT_FOUND, "Unknown plugin %s.", plugin);
+    *out = repl_config_defs();
+    return FERR_OK;
+}
+
+ferr_code_t herder_validate(const char *plugin, const json_t *config, json_t **out, ferr_t *err)
+{
+    const char *cls = json_string_value(json_object_get(config, "connector.class"));
+    if (!cls) {
+        char *s = json_dumps(config, JSON_COMPACT);
+        ferr_set(err, FERR_INVALID, "Connector config %s contains no connector type", s);
+        free(s);
+        return FERR_INVALID;
+    }
+    if (!repl_class_matches(plugin))
+        return ferr_set(err, FERR_NOT_FOUND, "Unknown plugin %s.", plugin);
+    if (!repl_class_matches(cls))
+        return ferr_set(err, FERR_INVALID, "Included connector type %s does not match request type %s",
+                        cls, plugin);
+    repl_validate(config, out, NULL);
+    return FERR_OK;
+}
+
+/* ---- loggers -------------------------------------------------------------------------- */
+
+static json_t *logger_json(int mod)
+{
+    int64_t lm;
+    flog_is_explicit(mod, &lm);
+    return json_pack("{s:s,s:o}", "level", flog_level_name(flog_get_level(mod)), "last_modified",
+                     lm >= 0 ? json_integer(lm) : json_null());
+}
+
+json_t *herder_loggers(void)
+{
+    json_t *o = json_object();
+    for (int m = 0; m < FLOG_M__COUNT; m++)
+        if (flog_is_explicit(m, NULL))
+            json_object_set_new(o, flog_module_logger(m), logger_json(m));
+    json_object_set_new(o, "root", logger_json(FLOG_M__COUNT));
+    return o;
+}
+
+ferr_code_t herder_logger(const char *name, json_t **out, ferr_t *err)
+{
+    int m = flog_module_find(name);
+    if (m < 0)
+        return ferr_set(err, FERR_NOT_FOUND, "Logger %s not found.", name);
+    *out = logger_json(m);
+    return FERR_OK;
+}
+
+ferr_code_t herder_set_logger(const char *name, const char *level, json_t **out, ferr_t *err)
+{
+    int l = flog_level_parse(level);
+    if (l < 0)
+        return ferr_set(err, FERR_NOT_FOUND, "invalid log level '%s'.", level);
+    json_t *names = json_array();
+    int64_t now = kutil_wall_ms();
+    size_t nl = strlen(name);
+    int root = !strcmp(name, "root");
+    for (int m = 0; m <= FLOG_M__COUNT; m++) {
+        const char *lg = flog_module_logger(m);
+        if (root || !strcmp(lg, name) || (!strncmp(lg, name, nl) && lg[nl] == '.')) {
+            flog_set_level(m, l, now);
+            json_array_append_new(names, json_string(lg));
+        }
+    }
+    *out = names;
+    return FERR_OK;
+}
+
+/* ---- writes --------------------------------------------------------------------------- */
+
+static int leader_check(herder_t *h, herder_cb cb, void *arg)
+{
+    if (h->leader && h->ready)
+        return 1;
+    reply_err(cb, arg, FERR_CONFLICT,
+              h->ready ? "Cannot complete request because of a conflicting operation (e.g. worker rebalance)"
+                       : "Cannot complete request momentarily due to no known leader URL, likely because a rebalance was underway.");
+    return 0;
+}
+
+static int parse_initial(const char *s, cstate_target_t *t)
+{
+    if (!s)
+        return -1;
+    if (!strcasecmp(s, "RUNNING"))
+        *t = CSTATE_TARGET_STARTED;
+    else if (!strcasecmp(s, "PAUSED"))
+        *t = CSTATE_TARGET_PAUSED;
+    else if (!strcasecmp(s, "STOPPED"))
+        *t = CSTATE_TARGET_STOPPED;
+    else
+        return -2;
+    return 0;
+}
+
+static hop_t *reply_op(herder_t *h, herder_cb cb, void *arg, int status, const char *name, int info)
+{
+    hop_t *op = op_new(h, OP_REPLY, cb, arg);
+    op->res.status = status;
+    op->name = name ? strdup(name) : NULL;
+    op->build_info = info;
+    return op;
+}
+
+void herder_put_connector(herder_t *h, const char *name, const json_t *config, herder_put_t mode,
+                          const char *initial_state, herder_cb cb, void *arg)
+{
+    if (!leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (mode == HERDER_PUT_CREATE && cc)
+        return reply_err(cb, arg, FERR_CONFLICT, "Connector %s already exists", name);
+    if (mode == HERDER_PUT_PATCH && !cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
+    cstate_target_t target = CSTATE_TARGET_STARTED;
+    int pi = parse_initial(initial_state, &target);
+    if (pi == -2)
+        return reply_err(cb, arg, FERR_INVALID, "Invalid initial state %s: must be one of RUNNING, PAUSED or STOPPED",
+                         initial_state);
+    json_t *merged = mode == HERDER_PUT_PATCH ? json_deep_copy(cc->config) : json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) {
+        if (json_is_null(v) && mode == HERDER_PUT_PATCH)
+            json_object_del(merged, k);
+        else
+            json_object_set(merged, k, v);
+    }
+    if (!json_object_get(merged, "name"))
+        json_object_set_new(merged, "name", json_string(name));
+    if (!json_object_get(merged, "connector.class")) {
+        char *s = json_dumps(merged, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        reply_err(cb, arg, FERR_INVALID, "Connector config %s contains no connector type", s);
+        free(s);
+        json_decref(merged);
+        return;
+    }
+    char *msgs = NULL;
+    int nerr = repl_validate(merged, NULL, &msgs);
+    if (nerr) {
+        const char *cls = json_string_value(json_object_get(merged, "connector.class"));
+        reply_err(cb, arg, FERR_INVALID,
+                  "Connector configuration is invalid and contains the following %d error(s):\n%s"
+                  "You can also find the above list of errors at the endpoint "
+                  "`/connector-plugins/{connectorType}/config/validate`",
+                  nerr, msgs);
+        (void)cls;
+        free(msgs);
+        json_decref(merged);
+        return;
+    }
+    free(msgs);
+    json_t *rec = json_pack("{s:O}", "properties", merged);
+    char *val = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *ck = cstate_key_connector(name), *tk = cstate_key_target(name);
+    json_t *trec = cstate_target_record(target);
+    char *tval = json_dumps(trec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    store_rec_t recs[2];
+    size_t n = 0;
+    if (!cc && pi == 0)
+        recs[n++] = (store_rec_t){tk, tval};
+    recs[n++] = (store_rec_t){ck, val};
+    int created = !cc;
+    hop_t *op = reply_op(h, cb, arg, created ? 201 : 200, name, 1);
+    if (created)
+        op->res.location = fmt("/connectors/%s", name);
+    write_records(h, STORE_CONFIG, recs, n, op);
+    free(val);
+    free(tval);
+    free(ck);
+    free(tk);
+    json_decref(trec);
+    json_decref(rec);
+    json_decref(merged);
+}
+
+void herder_delete_connector(herder_t *h, const char *name, herder_cb cb, void *arg)
+{
+    if (!leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
+    int ntasks = (int)json_array_size(cc->tasks);
+    char *ck = cstate_key_connector(name), *tk = cstate_key_target(name);
+    store_rec_t recs[2] = {{ck, NULL}, {tk, NULL}};
+    write_records(h, STORE_CONFIG, recs, 2, reply_op(h, cb, arg, 204, NULL, 0));
+    /* Statuses of a deleted connector become tombstones (Kafka Connect's DESTROYED). */
+    store_rec_t *srecs = calloc(ntasks + 1, sizeof *srecs);
+    char **keys = calloc(ntasks + 1, sizeof(char *));
+    keys[0] = fmt("status-connector-%s", name);
+    for (int i = 0; i < ntasks; i++)
+        keys[i + 1] = fmt("status-task-%s-%d", name, i);
+    for (int i = 0; i <= ntasks; i++) {
+        srecs[i] = (store_rec_t){keys[i], NULL};
+        json_object_del(h->written, keys[i]);
+    }
+    write_records(h, STORE_STATUS, srecs, ntasks + 1, op_new(h, OP_INTERNAL, NULL, NULL));
+    for (int i = 0; i <= ntasks; i++)
+        free(keys[i]);
+    free(keys);
+    free(srecs);
+    free(ck);
+    free(tk);
+}
+
+void herder_set_target(herder_t *h, const char *name, const char *target, herder_cb cb, void *arg)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    int stop = !strcmp(target, "STOPPED");
+    if (stop && !leader_check(h, cb, arg))
+        return;
+    if (!cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, stop ? "Connector %s not found" : "Unknown connector %s", name);
+    cstate_target_t t = !strcmp(target, "PAUSED") ? CSTATE_TARGET_PAUSED
+                        : stop                    ? CSTATE_TARGET_STOPPED
+                                                  : CSTATE_TARGET_STARTED;
+    char *tk = cstate_key_target(name), *ck = cstate_key_commit(name);
+    json_t *trec = cstate_target_record(t);
+    char *tval = json_dumps(trec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    store_rec_t recs[2];
+    size_t n = 0;
+    if (stop) /* Kafka Connect empties the task configs of a stopped connector */
+        recs[n++] = (store_rec_t){ck, "{\"tasks\":0}"};
+    recs[n++] = (store_rec_t){tk, tval};
+    write_records(h, STORE_CONFIG, recs, n, reply_op(h, cb, arg, stop ? 204 : 202, NULL, 0));
+    free(tk);
+    free(ck);
+    free(tval);
+    json_decref(trec);
+}
+
+static json_t *status_or_unassigned(herder_t *h, const char *key, int id)
+{
+    json_t *rec = json_object_get(h->statuses, key);
+    if (rec)
+        return state_json(rec, id);
+    json_t *o = json_pack("{s:s,s:s}", "state", "UNASSIGNED", "worker_id", h->worker_id);
+    if (id >= 0)
+        json_object_set_new(o, "id", json_integer(id));
+    return o;
+}
+
+void herder_restart_connector(herder_t *h, const char *name, int include_tasks, int only_failed,
+                              herder_cb cb, void *arg)
+{
+    if (!leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Unknown connector: %s", name);
+    int plain = !include_tasks && !only_failed;
+    json_t *body = NULL;
+    if (!plain) {
+        /* The 202 body: what will restart shows RESTARTING, the rest its current state. */
+        char *k = fmt("status-connector-%s", name);
+        json_t *cs = status_or_unassigned(h, k, -1);
+        free(k);
+        if (!only_failed || !strcmp(json_string_value(json_object_get(cs, "state")), "FAILED"))
+            json_object_set_new(cs, "state", json_string("RESTARTING"));
+        json_t *tasks = json_array();
+        for (int i = 0; i < (int)json_array_size(cc->tasks); i++) {
+            char *tk = fmt("status-task-%s-%d", name, i);
+            json_t *ts = status_or_unassigned(h, tk, i);
+            free(tk);
+            if (include_tasks &&
+                (!only_failed || !strcmp(json_string_value(json_object_get(ts, "state")), "FAILED")))
+                json_object_set_new(ts, "state", json_string("RESTARTING"));
+            json_array_append_new(tasks, ts);
+        }
+        body = json_pack("{s:s,s:o,s:o,s:s}", "name", name, "connector", cs, "tasks", tasks, "type", "source");
+    }
+    char *rk = cstate_key_restart(name);
+    char *val = fmt("{\"include-tasks\":%s,\"only-failed\":%s}", include_tasks ? "true" : "false",
+                    only_failed ? "true" : "false");
+    store_rec_t rec = {rk, val};
+    hop_t *op = reply_op(h, cb, arg, plain ? 204 : 202, NULL, 0);
+    op->res.body = body;
+    write_records(h, STORE_CONFIG, &rec, 1, op);
+    free(rk);
+    free(val);
+}
+
+ferr_code_t herder_restart_task(herder_t *h, const char *name, int task, char **owner_url,
+                                ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return ferr_set(err, FERR_NOT_FOUND, "Unknown connector: %s", name);
+    if (task < 0 || task >= (int)json_array_size(cc->tasks))
+        return ferr_set(err, FERR_NOT_FOUND, "Unknown task: %s-%d", name, task);
+    htask_t *t = find_task(h, name, task);
+    if (!t) {
+        char *k = fmt("status-task-%s-%d", name, task);
+        const char *wid = json_string_value(json_object_get(json_object_get(h->statuses, k), "worker_id"));
+        free(k);
+        if (owner_url && wid && strcmp(wid, h->worker_id))
+            *owner_url = fmt("http://%s", wid);
+        return ferr_set(err, FERR_CONFLICT,
+                        "Cannot complete request because of a conflicting operation (e.g. worker rebalance)");
+    }
+    if (t->state != HT_STOPPING) {
+        t->restart = 1;
+        t->state = HT_STOPPING;
+        rtask_stop(t->rt);
+        task_status(h, name, task, "RESTARTING", NULL);
+    }
+    return FERR_OK;
+}
+
+/* Validates one PATCH entry: {"partition":{"topic":s,"partition":i},"offset":{"offset":i}|null}. */
+static int offset_entry_ok(const json_t *e, char *why, size_t len)
+{
+    json_t *part = json_object_get(e, "partition");
+    json_t *off = json_object_get(e, "offset");
+    if (!json_is_object(part) || !json_is_string(json_object_get(part, "topic")) ||
+        !json_is_integer(json_object_get(part, "partition")) ||
+        json_integer_value(json_object_get(part, "partition")) < 0) {
+        snprintf(why, len, "each partition must be {\"topic\":<string>,\"partition\":<int >= 0>}");
+        return 0;
+    }
+    if (off && !json_is_null(off) &&
+        (!json_is_integer(json_object_get(off, "offset")) || json_integer_value(json_object_get(off, "offset")) < 0)) {
+        snprintf(why, len, "each offset must be null or {\"offset\":<int >= 0>}");
+        return 0;
+    }
+    return 1;
+}
+
+void herder_alter_offsets(herder_t *h, const char *name, const json_t *body, int reset,
+                          herder_cb cb, void *arg)
+{
+    if (!leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
+    if (cc->target != CSTATE_TARGET_STOPPED || json_array_size(cc->tasks) > 0)
+        return reply_err(cb, arg, FERR_INVALID,
+                         "Connectors must be in the STOPPED state before their offsets can be modified. "
+                         "This can be done for the specified connector by issuing a 'PUT' request to the "
+                         "'/connectors/%s/stop' endpoint", name);
+    json_t *entries = json_array();
+    if (reset) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(h->offsets, k, v) if (!strcmp(json_string_value(json_object_get(v, "connector")), name))
+            json_array_append_new(entries, json_pack("{s:O,s:n}", "partition", json_object_get(v, "partition"), "offset"));
+    } else {
+        json_t *list = json_object_get(body, "offsets");
+        if (!json_is_array(list) || json_array_size(list) == 0) {
+            json_decref(entries);
+            return reply_err(cb, arg, FERR_INVALID, "Partitions / offsets need to be provided in order to modify offsets");
+        }
+        size_t i;
+        json_t *e;
+        char why[200];
+        json_array_foreach(list, i, e) {
+            if (!offset_entry_ok(e, why, sizeof why)) {
+                json_decref(entries);
+                return reply_err(cb, arg, FERR_INVALID, "Invalid offsets: %s", why);
+            }
+            json_array_append(entries, e);
+        }
+    }
+    size_t n = json_array_size(entries);
+    store_rec_t *recs = calloc(n ? n : 1, sizeof *recs);
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(entries, i), *part = json_object_get(e, "partition");
+        json_t *off = json_object_get(e, "offset");
+        recs[i].key = rtask_offset_key(name, json_string_value(json_object_get(part, "topic")),
+                                       (int)json_integer_value(json_object_get(part, "partition")));
+        recs[i].value = off && !json_is_null(off)
+                            ? rtask_offset_value(json_integer_value(json_object_get(off, "offset")))
+                            : NULL;
+    }
+    hop_t *op = reply_op(h, cb, arg, 200, NULL, 0);
+    op->res.body = json_pack("{s:s}", "message", reset ? "The offsets for this connector have been reset successfully"
+                                                       : "The offsets for this connector have been altered successfully");
+    write_records(h, STORE_OFFSET, recs, n, op);
+    for (size_t i = 0; i < n; i++) {
+        free((char *)recs[i].key);
+        free((char *)recs[i].value);
+    }
+    free(recs);
+    json_decref(entries);
+}
+
+void herder_put_task_configs(herder_t *h, const char *name, const json_t *configs, herder_cb cb,
+                             void *arg)
+{
+    if (!leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
+    size_t n = json_array_size(configs);
+    if (cc->target == CSTATE_TARGET_STOPPED && n > 0)
+        return reply_err(cb, arg, FERR_INVALID, "Cannot submit non-empty set of task configs for stopped connector %s", name);
+    store_rec_t *recs = calloc(n + 1, sizeof *recs);
+    for (size_t i = 0; i < n; i++) {
+        json_t *rec = json_pack("{s:O}", "properties", json_array_get(configs, i));
+        recs[i].key = cstate_key_task(name, (int)i);
+        recs[i].value = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(rec);
+    }
+    recs[n].key = cstate_key_commit(name);
+    recs[n].value = fmt("{\"tasks\":%zu}", n);
+    hop_t *op = cb ? reply_op(h, cb, arg, 204, NULL, 0) : op_new(h, OP_INTERNAL, NULL, NULL);
+    write_records(h, STORE_CONFIG, recs, n + 1, op);
+    FLOG(INFO, WORKER, "connector %s: wrote %zu task config(s)", name, n);
+    for (size_t i = 0; i <= n; i++) {
+        free((char *)recs[i].key);
+        free((char *)recs[i].value);
+    }
+    free(recs);
+}
+
+void herder_set_logger_cluster(herder_t *h, const char *name, const char *level, herder_cb cb,
+                               void *arg)
+{
+    if (flog_level_parse(level) < 0)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "invalid log level '%s'.", level);
+    if (!leader_check(h, cb, arg))
+        return;
+    char *k = fmt("logger-cluster-%s", name);
+    json_t *v = json_pack("{s:s}", "level", level);
+    char *s = json_dumps(v, JSON_COMPACT);
+    store_rec_t rec = {k, s};
+    write_records(h, STORE_CONFIG, &rec, 1, reply_op(h, cb, arg, 204, NULL, 0));
+    free(k);
+    free(s);
+    json_decref(v);
+}

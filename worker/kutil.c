@@ -1,0 +1,147 @@
+/* kutil: librdkafka helpers. See kutil.h. */
+#include "worker/kutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker/flog.h"
+
+/* Runs on librdkafka's internal threads: only formats and writes a line (flog is thread-safe). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    flog_level_t l = level <= 3 ? FLOG_ERROR : level <= 4 ? FLOG_WARN : level <= 6 ? FLOG_INFO
+                                                                                    : FLOG_DEBUG;
+    if (flog_enabled(l, FLOG_M_KAFKA))
+        flog_write(l, FLOG_M_KAFKA, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+rd_kafka_conf_t *kutil_conf_new(const char *bootstrap)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[256];
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set(conf, "log_level", "4", e, sizeof e);
+    if (bootstrap)
+        rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, e, sizeof e);
+    return conf;
+}
+
+ferr_code_t kutil_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                           const char *origin, ferr_t *err)
+{
+    char e[512];
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, key, value, e, sizeof e);
+    if (r == RD_KAFKA_CONF_UNKNOWN) {
+        /* Java-client-only keys (e.g. max.poll.records) are accepted for compatibility. */
+        FLOG(DEBUG, KAFKA, "ignoring %s%s: not a librdkafka property", origin ? origin : "", key);
+        return FERR_OK;
+    }
+    if (r != RD_KAFKA_CONF_OK)
+        return ferr_set(err, FERR_INVALID, "Invalid client setting %s%s: %s", origin ? origin : "",
+                        key, e);
+    return FERR_OK;
+}
+
+ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char *origin,
+                             ferr_t *err)
+{
+    if (!p)
+        return FERR_OK;
+    for (size_t i = 0; i < props_count(p); i++) {
+        ferr_code_t rc = kutil_conf_set(conf, props_key(p, i), props_value(p, i), origin, err);
+        if (rc)
+            return rc;
+    }
+    return FERR_OK;
+}
+
+ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
+                                      const char *prefix, ferr_t *err)
+{
+    size_t pl = strlen(prefix);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)cfg, k, v) {
+        if (strncmp(k, prefix, pl) || !k[pl] || !json_is_string(v))
+            continue;
+        ferr_code_t rc = kutil_conf_set(conf, k + pl, json_string_value(v), prefix, err);
+        if (rc)
+            return rc;
+    }
+    return FERR_OK;
+}
+
+int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ferr_t *err)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (e) {
+        ferr_set(err, FERR_KAFKA, "metadata request failed: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, topic) == 0) {
+            n = md->topics[i].err ? 0 : md->topics[i].partition_cnt;
+            break;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+ferr_code_t kutil_create_topic(rd_kafka_t *rk, const char *topic, int partitions, int rf,
+                               const char *const *configs, int timeout_ms, ferr_t *err)
+{
+    char e[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, rf, e, sizeof e);
+    if (!nt)
+        return ferr_set(err, FERR_INVALID, "cannot create topic %s: %s", topic, e);
+    for (int i = 0; configs && configs[i]; i += 2)
+        rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof e);
+    rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    ferr_code_t rc = FERR_OK;
+    if (!ev) {
+        rc = ferr_set(err, FERR_TIMEOUT, "creating topic %s timed out", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        rc = ferr_set(err, FERR_KAFKA, "creating topic %s failed: %s", topic,
+                      rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
+            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                rc = ferr_set(err, FERR_KAFKA, "creating topic %s failed: %s", topic,
+                              rd_kafka_topic_result_error_string(res[i])
+                                  ? rd_kafka_topic_result_error_string(res[i])
+                                  : rd_kafka_err2str(te));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+    return rc;
+}
+
+int64_t kutil_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t kutil_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

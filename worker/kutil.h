@@ -1,0 +1,41 @@
+/* kutil: small helpers around librdkafka shared by the store, the connector and the
+ * tasks: building a client conf from layered property sets, logging through flog,
+ * reading topic partition counts, and creating topics with the admin API (which a
+ * cluster may refuse: the mock cluster has no CreateTopics). */
+#ifndef FERRY_KUTIL_H
+#define FERRY_KUTIL_H
+
+#include <librdkafka/rdkafka.h>
+#include <jansson.h>
+
+#include "worker/ferr.h"
+#include "worker/props.h"
+
+/** A new conf with ferry's log callback and @p bootstrap set. */
+rd_kafka_conf_t *kutil_conf_new(const char *bootstrap);
+/** Sets one property; on failure fills @p err naming @p origin (e.g. "producer.") and the key. */
+ferr_code_t kutil_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                           const char *origin, ferr_t *err);
+/** Applies every property of @p p (may be NULL). */
+ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char *origin,
+                             ferr_t *err);
+/** Applies the string values of @p cfg whose key starts with @p prefix, with the prefix removed. */
+ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
+                                      const char *prefix, ferr_t *err);
+
+/** Partition count of @p topic from cluster metadata, 0 if the topic does not exist, -1 on error.
+ *  Lists all topics, so it never triggers broker-side auto-creation. */
+int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ferr_t *err);
+
+/** Creates a topic with the admin API. @p configs: NULL or NULL-terminated key,value pairs.
+ *  @returns FERR_OK if it was created or already exists, else an error (e.g. the cluster does
+ *  not support CreateTopics). */
+ferr_code_t kutil_create_topic(rd_kafka_t *rk, const char *topic, int partitions, int rf,
+                               const char *const *configs, int timeout_ms, ferr_t *err);
+
+/** Monotonic milliseconds. Only loop tops and thread bodies read the clock. */
+int64_t kutil_now_ms(void);
+/** Wall-clock milliseconds since the epoch. */
+int64_t kutil_wall_ms(void);
+
+#endif

@@ -1,0 +1,212 @@
+/* ferry-worker: the daemon. `ferry-worker PATH/connect-distributed.properties`.
+ *
+ * Start-up: parse the properties (exit 2 naming the key on error), connect to the
+ * destination cluster and read the storage topics (herder), open the REST listener, join
+ * the group through ZooKeeper (coord), then run the h2o loop until SIGTERM/SIGINT.
+ * Shutdown is graceful: leave the group, stop tasks (each flushes and stores offsets).
+ * Signals reach the loop through a self-pipe, the only async-signal-safe way in. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define H2O_USE_LIBUV 0
+#include <curl/curl.h>
+#include <h2o.h>
+
+#include "coordinator/coord.h"
+#include "rest/rest.h"
+#include "worker/flog.h"
+#include "worker/herder.h"
+#include "worker/props.h"
+#include "worker/wconf.h"
+
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    stopping = 1;
+    char c = (char)sig;
+    ssize_t w = write(sig_pipe[1], &c, 1);
+    (void)w;
+}
+
+static void on_sig_readable(h2o_socket_t *sock, const char *err)
+{
+    char buf[16];
+    ssize_t r = read(h2o_socket_get_fd(sock), buf, sizeof buf);
+    (void)r;
+    (void)err;
+    h2o_socket_read_stop(sock);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: ferry-worker [--help] [--version] CONFIG\n"
+            "\n"
+            "Runs a ferry worker: Kafka Connect's distributed mode for copying topics between\n"
+            "Kafka clusters, with the EMRReplicatorSourceConnector built in.\n"
+            "\n"
+            "CONFIG is a Kafka Connect connect-distributed.properties file. Besides Kafka\n"
+            "Connect's worker keys (bootstrap.servers, group.id, *.storage.topic, listeners, ...)\n"
+            "ferry needs zookeeper.connect (host:port[,host:port][/chroot]) for group membership.\n"
+            "\n"
+            "The REST API (Kafka Connect's) listens on `listeners` (default http://:8083).\n"
+            "Exit codes: 0 clean stop, 1 runtime failure, 2 invalid command line or config.\n");
+}
+
+static int listen_on(const wconf_t *wc, char *why, size_t len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res;
+    char port[16];
+    snprintf(port, sizeof port, "%d", wc->listener_port);
+    const char *host = wc->listener_host && *wc->listener_host ? wc->listener_host : NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(why, len, "cannot resolve listener host %s: %s", host ? host : "*", gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
+        snprintf(why, len, "cannot listen on %s:%d: %s", host ? host : "*", wc->listener_port, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static h2o_accept_ctx_t accept_ctx;
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_socket_t *sock;
+    if (err || !(sock = h2o_evloop_socket_accept(listener)))
+        return;
+    h2o_accept(&accept_ctx, sock);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("ferry-worker %s\n", FERRY_VERSION);
+            return 0;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "ferry-worker: unknown option %s (see --help)\n", argv[i]);
+            return 2;
+        }
+        if (path) {
+            fprintf(stderr, "ferry-worker: more than one config file given (see --help)\n");
+            return 2;
+        }
+        path = argv[i];
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+
+    ferr_t err = {0};
+    props_t *props = props_new();
+    if (props_load_file(props, path, &err)) {
+        fprintf(stderr, "ferry-worker: %s\n", err.msg);
+        props_destroy(props);
+        return 2;
+    }
+    wconf_t *wc = wconf_new(props, &err);
+    props_destroy(props);
+    if (!wc) {
+        fprintf(stderr, "ferry-worker: %s\n", err.msg);
+        return 2;
+    }
+    wconf_log_summary(wc);
+
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK)) {
+        perror("ferry-worker: pipe");
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_config_init(&config);
+    config.max_request_entity_size = 8 * 1024 * 1024; /* rest.c refuses > 1 MiB with a JSON 413 */
+    h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_evloop_t *loop = h2o_evloop_create();
+
+    int rc = 0;
+    char why[512] = "";
+    herder_t *h = herder_new(wc, loop, &err);
+    if (!h) {
+        fprintf(stderr, "ferry-worker: %s\n", err.msg);
+        rc = 1;
+        goto out;
+    }
+    rest_t *rest = rest_new(host, h, wc, loop);
+    h2o_context_init(&ctx, loop, &config);
+    accept_ctx.ctx = &ctx;
+    accept_ctx.hosts = config.hosts;
+    int lfd = listen_on(wc, why, sizeof why);
+    if (lfd < 0) {
+        fprintf(stderr, "ferry-worker: %s\n", why);
+        rc = 1;
+        goto out_rest;
+    }
+    h2o_socket_t *lsock = h2o_evloop_socket_create(loop, lfd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(lsock, on_accept);
+    h2o_socket_t *ssock = h2o_evloop_socket_create(loop, sig_pipe[0], 0);
+    h2o_socket_read_start(ssock, on_sig_readable);
+
+    coord_t *co = coord_new(wc, h, loop, &err);
+    if (!co) {
+        fprintf(stderr, "ferry-worker: %s\n", err.msg);
+        rc = 1;
+    } else {
+        FLOG(INFO, WORKER, "ferry-worker %s listening on %s://%s:%d (worker id %s)", FERRY_VERSION,
+             wc->listener_scheme, *wc->listener_host ? wc->listener_host : "0.0.0.0",
+             wc->listener_port, herder_worker_id(h));
+        while (!stopping && h2o_evloop_run(loop, 1000) == 0)
+            ;
+        FLOG(INFO, WORKER, "stopping: leaving the group, stopping tasks");
+        coord_destroy(co);
+    }
+    h2o_socket_read_stop(lsock);
+    h2o_socket_close(lsock);
+    h2o_socket_close(ssock);
+out_rest:
+    herder_destroy(h); /* stops tasks: flush, store offsets */
+    rest_destroy(rest);
+    h2o_context_dispose(&ctx);
+out:
+    h2o_config_dispose(&config);
+    wconf_destroy(wc);
+    curl_global_cleanup();
+    FLOG(INFO, WORKER, "stopped");
+    return rc;
+}

@@ -1,0 +1,711 @@
+/* repl: EMRReplicatorSourceConnector. See repl.h.
+ *
+ * Validation mirrors Kafka Connect's ConfigDef: every key has a type, a default and a
+ * validator; the result is the ConfigInfos document of PUT .../config/validate, and a
+ * create/update with any error is refused with 400 before anything is written. */
+#include "worker/repl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/flog.h"
+#include "worker/kutil.h"
+
+#define BYTE_ARRAY "org.apache.kafka.connect.converters.ByteArrayConverter"
+
+/* ---- config definition ------------------------------------------------------------ */
+
+typedef enum { T_STRING, T_INT, T_LONG, T_LIST, T_CLASS, T_BOOLEAN, T_PASSWORD } ktype_t;
+
+typedef struct keydef {
+    const char *name;
+    ktype_t type;
+    const char *def; /* NULL = no default */
+    int required;
+    const char *importance;
+    const char *group;
+    const char *doc;
+} keydef_t;
+
+static const char *type_names[] = {"STRING", "INT", "LONG", "LIST", "CLASS", "BOOLEAN", "PASSWORD"};
+
+static const keydef_t defs[] = {
+    {"name", T_STRING, NULL, 1, "HIGH", "Common", "Globally unique name to use for this connector."},
+    {"connector.class", T_STRING, NULL, 1, "HIGH", "Common",
+     "Name or alias of the class for this connector: " REPL_CLASS "."},
+    {"tasks.max", T_INT, "1", 0, "HIGH", "Common", "Maximum number of tasks to use for this connector."},
+    {"key.converter", T_CLASS, NULL, 0, "LOW", "Common",
+     "Converter class for keys. ferry copies bytes verbatim: only " BYTE_ARRAY " is supported."},
+    {"value.converter", T_CLASS, NULL, 0, "LOW", "Common",
+     "Converter class for values. ferry copies bytes verbatim: only " BYTE_ARRAY " is supported."},
+    {"header.converter", T_CLASS, NULL, 0, "LOW", "Common",
+     "Header converter class. Headers are always copied verbatim."},
+    {"src.kafka.bootstrap.servers", T_LIST, NULL, 1, "HIGH", "Source",
+     "Bootstrap servers of the source Kafka cluster."},
+    {"src.zookeeper.connect", T_STRING, "", 0, "LOW", "Source",
+     "Accepted for compatibility; ferry reads topic metadata from the source brokers instead."},
+    {"dest.zookeeper.connect", T_STRING, "", 0, "LOW", "Destination",
+     "Accepted for compatibility; ferry creates destination topics through the admin API."},
+    {"topic.whitelist", T_LIST, "", 0, "HIGH", "Topics", "Comma-separated source topics to copy."},
+    {"topic.regex", T_STRING, "", 0, "HIGH", "Topics",
+     "POSIX extended regular expression; source topics whose whole name matches are copied."},
+    {"topic.blacklist", T_LIST, "", 0, "MEDIUM", "Topics", "Source topics never copied."},
+    {"topic.rename.format", T_STRING, "${topic}.replica", 0, "HIGH", "Topics",
+     "Destination topic name; ${topic} is replaced by the source topic name."},
+    {"topic.poll.interval.ms", T_LONG, "5000", 0, "LOW", "Topics",
+     "How often the source cluster is checked for new topics and partitions."},
+    {"src.kafka.max.poll.records", T_INT, "500", 0, "MEDIUM", "Source",
+     "Maximum number of records taken from the source consumer in one batch."},
+    {"offset.start", T_STRING, "earliest", 0, "MEDIUM", "Source",
+     "Where to start a partition with no stored offset: earliest or latest."},
+    {"dest.topic.replication.factor", T_INT, "0", 0, "LOW", "Destination",
+     "Replication factor of destination topics ferry creates; 0 = min(3, brokers)."},
+    {"provenance.header.enable", T_BOOLEAN, "false", 0, "LOW", "Destination",
+     "Add a __ferry.provenance header and skip records that came from the destination cluster."},
+    {"src.cluster.alias", T_STRING, "source", 0, "LOW", "Destination", "Name of the source cluster."},
+    {"dest.cluster.alias", T_STRING, "destination", 0, "LOW", "Destination",
+     "Name of the destination cluster."},
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+int repl_class_matches(const char *cls)
+{
+    if (!cls)
+        return 0;
+    const char *dot = strrchr(cls, '.');
+    const char *simple = dot ? dot + 1 : cls;
+    if (dot && (dot == cls || dot[-1] == '.'))
+        return 0;
+    return strcmp(simple, REPL_CLASS) == 0 || strcmp(simple, "EMRReplicatorSource") == 0;
+}
+
+static int parse_long(const char *s, long long *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *cfg_str(const json_t *config, const char *key)
+{
+    const keydef_t *d = NULL;
+    for (size_t i = 0; i < NDEFS; i++)
+        if (!strcmp(defs[i].name, key))
+            d = &defs[i];
+    const char *v = json_string_value(json_object_get(config, key));
+    return v ? v : d ? d->def : NULL;
+}
+
+static long long cfg_ll(const json_t *config, const char *key)
+{
+    long long v = 0;
+    parse_long(cfg_str(config, key), &v);
+    return v;
+}
+
+static int list_nonempty(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s != ',' && *s != ' ')
+            return 1;
+    return 0;
+}
+
+static size_t list_count(const char *s)
+{
+    size_t n = 0;
+    char *dup = strdup(s ? s : ""), *save, *tok;
+    for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        if (*tok)
+            n++;
+    }
+    free(dup);
+    return n;
+}
+
+/* Type check of one value; returns an error string or NULL. */
+static char *check_type(const keydef_t *d, const char *v)
+{
+    char *err = NULL;
+    long long n;
+    switch (d->type) {
+    case T_INT:
+        if (parse_long(v, &n) || n < INT32_MIN || n > INT32_MAX)
+            asprintf(&err, "Invalid value %s for configuration %s: Not a number of type INT", v, d->name);
+        break;
+    case T_LONG:
+        if (parse_long(v, &n))
+            asprintf(&err, "Invalid value %s for configuration %s: Not a number of type LONG", v, d->name);
+        break;
+    case T_BOOLEAN:
+        if (strcasecmp(v, "true") && strcasecmp(v, "false"))
+            asprintf(&err, "Invalid value %s for configuration %s: Expected value to be either true or false", v, d->name);
+        break;
+    default:
+        break;
+    }
+    return err;
+}
+
+/* Semantic checks beyond the type; returns an error string or NULL. */
+static char *check_value(const keydef_t *d, const char *v, const json_t *config)
+{
+    char *err = NULL;
+    const char *n = d->name;
+    if (!strcmp(n, "tasks.max") && cfg_ll(config, n) < 1)
+        asprintf(&err, "Invalid value %s for configuration tasks.max: Value must be at least 1", v);
+    else if (!strcmp(n, "connector.class") && !repl_class_matches(v))
+        asprintf(&err, "Failed to find any class that implements Connector and which name matches "
+                       "%s, available connectors are: " REPL_CLASS, v);
+    else if ((!strcmp(n, "key.converter") || !strcmp(n, "value.converter")) && strcmp(v, BYTE_ARRAY) &&
+             strcmp(v, "ByteArrayConverter"))
+        asprintf(&err, "Invalid value %s for configuration %s: ferry copies records byte for byte "
+                       "and supports only " BYTE_ARRAY, v, n);
+    else if (!strcmp(n, "src.kafka.bootstrap.servers") && !list_nonempty(v))
+        asprintf(&err, "Missing required configuration \"%s\" which has no default value.", n);
+    else if (!strcmp(n, "topic.whitelist") && !list_nonempty(v) && !list_nonempty(cfg_str(config, "topic.regex")))
+        asprintf(&err, "Either topic.whitelist or topic.regex must name at least one topic");
+    else if (!strcmp(n, "topic.regex") && *v) {
+        regex_t re;
+        char *anchored;
+        asprintf(&anchored, "^(%s)$", v);
+        if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB))
+            asprintf(&err, "Invalid value %s for configuration topic.regex: not a valid regular expression", v);
+        else
+            regfree(&re);
+        free(anchored);
+    } else if (!strcmp(n, "topic.rename.format")) {
+        if (!*v)
+            asprintf(&err, "Invalid value for configuration topic.rename.format: must not be empty");
+        else if (!strstr(v, "${topic}") &&
+                 (list_count(cfg_str(config, "topic.whitelist")) != 1 ||
+                  list_nonempty(cfg_str(config, "topic.regex"))))
+            asprintf(&err, "Invalid value %s for configuration topic.rename.format: a name without "
+                           "${topic} is only valid when topic.whitelist names exactly one topic", v);
+    } else if (!strcmp(n, "topic.poll.interval.ms") && cfg_ll(config, n) < 100)
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 100", v, n);
+    else if (!strcmp(n, "src.kafka.max.poll.records") && (cfg_ll(config, n) < 1 || cfg_ll(config, n) > 1000000))
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be between 1 and 1000000", v, n);
+    else if (!strcmp(n, "offset.start") && strcmp(v, "earliest") && strcmp(v, "latest"))
+        asprintf(&err, "Invalid value %s for configuration offset.start: must be earliest or latest", v);
+    else if (!strcmp(n, "dest.topic.replication.factor") && (cfg_ll(config, n) < 0 || cfg_ll(config, n) > 32767))
+        asprintf(&err, "Invalid value %s for configuration %s: must be between 0 and 32767", v, n);
+    return err;
+}
+
+static json_t *definition_json(const keydef_t *d, int order)
+{
+    return json_pack("{s:s,s:s,s:b,s:s?,s:s,s:s,s:s,s:i,s:s,s:s,s:[]}", "name", d->name, "type",
+                     type_names[d->type], "required", d->required, "default_value", d->def,
+                     "importance", d->importance, "documentation", d->doc, "group", d->group,
+                     "order", order, "width", "NONE", "display_name", d->name, "dependents");
+}
+
+json_t *repl_config_defs(void)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < NDEFS; i++)
+        json_array_append_new(a, definition_json(&defs[i], (int)i + 1));
+    return a;
+}
+
+int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out)
+{
+    json_t *configs = json_array();
+    int nerr = 0;
+    char *msgs = NULL;
+    size_t msglen = 0;
+    FILE *mf = open_memstream(&msgs, &msglen);
+    for (size_t i = 0; i < NDEFS; i++) {
+        const keydef_t *d = &defs[i];
+        json_t *raw = json_object_get(config, d->name);
+        const char *v = json_string_value(raw);
+        json_t *errs = json_array();
+        char *e = NULL;
+        if (raw && !json_is_string(raw))
+            asprintf(&e, "Invalid value for configuration %s: must be a string", d->name);
+        else if (!v && d->required)
+            asprintf(&e, "Missing required configuration \"%s\" which has no default value.", d->name);
+        else if (v && !strcmp(d->name, "name") && !*v)
+            asprintf(&e, "Connector name must not be empty");
+        else if (v || d->def)
+            e = check_type(d, v ? v : d->def);
+        if (!e && (v || d->def))
+            e = check_value(d, v ? v : d->def, config);
+        if (e) {
+            json_array_append_new(errs, json_string(e));
+            fprintf(mf, "%s\n", e);
+            nerr++;
+            free(e);
+        }
+        json_array_append_new(configs,
+                              json_pack("{s:o,s:{s:s,s:s?,s:[],s:o,s:b}}", "definition",
+                                        definition_json(d, (int)i + 1), "value", "name", d->name,
+                                        "value", v ? v : d->def, "recommended_values", "errors",
+                                        errs, "visible", 1));
+    }
+    fclose(mf);
+    if (infos_out)
+        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
+                               "groups", "Common", "Source", "Topics", "Destination", "configs",
+                               configs);
+    else
+        json_decref(configs);
+    if (msgs_out)
+        *msgs_out = msgs;
+    else
+        free(msgs);
+    return nerr;
+}
+
+char *repl_rename(const char *fmt, const char *topic)
+{
+    size_t tl = strlen(topic);
+    size_t cap = strlen(fmt) + 1, n = 0;
+    for (const char *p = fmt; (p = strstr(p, "${topic}")); p += 8)
+        cap += tl;
+    char *out = malloc(cap);
+    for (const char *p = fmt; *p;) {
+        if (!strncmp(p, "${topic}", 8)) {
+            memcpy(out + n, topic, tl);
+            n += tl;
+            p += 8;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* ---- topic selection ---------------------------------------------------------------- */
+
+struct repl_select {
+    json_t *white, *black; /* objects used as sets */
+    int has_regex;
+    regex_t re;
+};
+
+static json_t *list_set(const char *s)
+{
+    json_t *set = json_object();
+    char *dup = strdup(s ? s : ""), *save, *tok;
+    for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        if (*tok)
+            json_object_set_new(set, tok, json_true());
+    }
+    free(dup);
+    return set;
+}
+
+repl_select_t *repl_select_new(const json_t *config, ferr_t *err)
+{
+    repl_select_t *s = calloc(1, sizeof *s);
+    s->white = list_set(cfg_str(config, "topic.whitelist"));
+    s->black = list_set(cfg_str(config, "topic.blacklist"));
+    const char *rx = cfg_str(config, "topic.regex");
+    if (rx && *rx) {
+        char *anchored;
+        asprintf(&anchored, "^(%s)$", rx);
+        int rc = regcomp(&s->re, anchored, REG_EXTENDED | REG_NOSUB);
+        free(anchored);
+        if (rc) {
+            ferr_set(err, FERR_INVALID, "invalid topic.regex %s", rx);
+            json_decref(s->white);
+            json_decref(s->black);
+            free(s);
+            return NULL;
+        }
+        s->has_regex = 1;
+    }
+    return s;
+}
+
+int repl_select_match(const repl_select_t *s, const char *topic)
+{
+    if (json_object_get(s->black, topic) || topic[0] == '_')
+        return 0; /* internal topics (__consumer_offsets, ...) are never copied */
+    return json_object_get(s->white, topic) ||
+           (s->has_regex && regexec(&s->re, topic, 0, NULL, 0) == 0);
+}
+
+void repl_select_destroy(repl_select_t *s)
+{
+    if (!s)
+        return;
+    json_decref(s->white);
+    json_decref(s->black);
+    if (s->has_regex)
+        regfree(&s->re);
+    free(s);
+}
+
+/* ---- task split --------------------------------------------------------------------- */
+
+json_t *repl_parse_partitions(const char *s)
+{
+    json_t *a = json_array();
+    char *dup = strdup(s ? s : ""), *save, *tok;
+    for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        long long p;
+        if (!colon || colon == tok || parse_long(colon + 1, &p) || p < 0 || p > INT32_MAX) {
+            json_decref(a);
+            free(dup);
+            return NULL;
+        }
+        *colon = '\0';
+        json_array_append_new(a, json_pack("[s,I]", tok, (json_int_t)p));
+    }
+    free(dup);
+    return a;
+}
+
+static char *pkey(const char *topic, json_int_t p)
+{
+    char *k;
+    asprintf(&k, "%s:%lld", topic, (long long)p);
+    return k;
+}
+
+/* Sorted list of every selected partition key. */
+static json_t *all_partitions(const json_t *topics)
+{
+    json_t *all = json_array();
+    const char *t;
+    json_t *n;
+    json_object_foreach((json_t *)topics, t, n) {
+        for (json_int_t p = 0; p < json_integer_value(n); p++) {
+            char *k = pkey(t, p);
+            json_array_append_new(all, json_string(k));
+            free(k);
+        }
+    }
+    return all;
+}
+
+static char *join_keys(const json_t *arr)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) fprintf(f, "%s%s", i ? "," : "", json_string_value(v));
+    fclose(f);
+    return out;
+}
+
+json_t *repl_split(const json_t *topics, const json_t *prev, int tasks_max)
+{
+    json_t *all = all_partitions(topics);
+    size_t total = json_array_size(all);
+    size_t ntasks = total < (size_t)tasks_max ? total : (size_t)tasks_max;
+    json_t *placed = json_object(); /* partition key -> task index */
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < ntasks; i++)
+        json_array_append_new(tasks, json_array());
+    /* 1. keep previous placement of partitions that still exist */
+    size_t ti;
+    json_t *tc;
+    json_array_foreach(prev, ti, tc) {
+        if (ti >= ntasks)
+            break;
+        json_t *parts = repl_parse_partitions(json_string_value(json_object_get(tc, REPL_TASK_PARTITIONS)));
+        size_t pi;
+        json_t *pv;
+        json_array_foreach(parts, pi, pv) {
+            char *k = pkey(json_string_value(json_array_get(pv, 0)), json_integer_value(json_array_get(pv, 1)));
+            json_t *n = json_object_get(topics, json_string_value(json_array_get(pv, 0)));
+            if (n && json_integer_value(json_array_get(pv, 1)) < json_integer_value(n) &&
+                !json_object_get(placed, k)) {
+                json_array_append_new(json_array_get(tasks, ti), json_string(k));
+                json_object_set_new(placed, k, json_integer(ti));
+            }
+            free(k);
+        }
+        json_decref(parts);
+    }
+    /* 2. trim tasks above the ceiling, so balance holds */
+    size_t ceil = ntasks ? (total + ntasks - 1) / ntasks : 0;
+    size_t floor_ = ntasks ? total / ntasks : 0;
+    size_t at_ceil_allowed = ntasks ? total - floor_ * ntasks : 0;
+    json_array_foreach(tasks, ti, tc) {
+        size_t limit = floor_;
+        if (json_array_size(tc) > floor_ && at_ceil_allowed) {
+            limit = ceil;
+            at_ceil_allowed--;
+        }
+        while (json_array_size(tc) > limit) {
+            json_object_del(placed, json_string_value(json_array_get(tc, json_array_size(tc) - 1)));
+            json_array_remove(tc, json_array_size(tc) - 1);
+        }
+    }
+    /* 3. place the rest on the smallest task, lowest index first */
+    size_t i;
+    json_t *k;
+    json_array_foreach(all, i, k) {
+        if (json_object_get(placed, json_string_value(k)))
+            continue;
+        size_t best = 0;
+        for (size_t t = 1; t < ntasks; t++)
+            if (json_array_size(json_array_get(tasks, t)) < json_array_size(json_array_get(tasks, best)))
+                best = t;
+        json_array_append(json_array_get(tasks, best), k);
+    }
+    json_t *out = json_array();
+    json_array_foreach(tasks, ti, tc) {
+        char *s = join_keys(tc);
+        json_array_append_new(out, json_string(s));
+        free(s);
+    }
+    json_decref(tasks);
+    json_decref(placed);
+    json_decref(all);
+    return out;
+}
+
+json_t *repl_task_configs(const json_t *config, const json_t *split)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *parts;
+    json_array_foreach(split, i, parts) {
+        json_t *tc = json_deep_copy(config);
+        json_object_set_new(tc, "task.class", json_string(REPL_TASK_CLASS));
+        json_object_set(tc, REPL_TASK_PARTITIONS, parts);
+        json_array_append_new(out, tc);
+    }
+    return out;
+}
+
+/* ---- connector instance ------------------------------------------------------------- */
+
+struct repl_conn {
+    char *name;
+    json_t *config;
+    uint64_t instance;
+    h2o_multithread_receiver_t *recv;
+    rd_kafka_t *src, *dst;
+    repl_select_t *sel;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop, refresh; /* guarded by lock */
+    json_t *last;      /* thread-owned: last reported selection */
+    json_t *create_failed; /* thread-owned: destination topics we could not create (logged once) */
+};
+
+void repl_conn_ev_free(repl_conn_ev_t *ev)
+{
+    free(ev->connector);
+    json_decref(ev->topics);
+    free(ev->error);
+    free(ev);
+}
+
+static void conn_post(repl_conn_t *rc, json_t *topics, const char *error)
+{
+    repl_conn_ev_t *ev = calloc(1, sizeof *ev);
+    ev->connector = strdup(rc->name);
+    ev->instance = rc->instance;
+    ev->topics = topics;
+    ev->error = error ? strdup(error) : NULL;
+    h2o_multithread_send_message(rc->recv, &ev->super);
+}
+
+static json_t *read_selection(repl_conn_t *rc, ferr_t *err)
+{
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rc->src, 1, NULL, &md, 10000);
+    if (e) {
+        ferr_set(err, FERR_KAFKA, "cannot read source cluster metadata (%s): %s",
+                 cfg_str(rc->config, "src.kafka.bootstrap.servers"), rd_kafka_err2str(e));
+        return NULL;
+    }
+    json_t *sel = json_object();
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (!t->err && t->partition_cnt > 0 && repl_select_match(rc->sel, t->topic))
+            json_object_set_new(sel, t->topic, json_integer(t->partition_cnt));
+    }
+    rd_kafka_metadata_destroy(md);
+    return sel;
+}
+
+/* Creates missing destination topics with the source partition count. A cluster without
+ * CreateTopics (such as a mock) is logged once per topic; the task then checks the count. */
+static void ensure_destination(repl_conn_t *rc, const json_t *sel)
+{
+    const char *t;
+    json_t *n;
+    const char *fmt = cfg_str(rc->config, "topic.rename.format");
+    json_object_foreach((json_t *)sel, t, n) {
+        char *target = repl_rename(fmt, t);
+        ferr_t err = {0};
+        int have = kutil_partition_count(rc->dst, target, 10000, &err);
+        if (have == 0 && !json_object_get(rc->create_failed, target)) {
+            int rf = (int)cfg_ll(rc->config, "dest.topic.replication.factor");
+            if (rf <= 0) {
+                const struct rd_kafka_metadata *md;
+                rf = 1;
+                if (!rd_kafka_metadata(rc->dst, 0, NULL, &md, 5000)) {
+                    rf = md->broker_cnt < 3 ? md->broker_cnt : 3;
+                    rd_kafka_metadata_destroy(md);
+                }
+            }
+            if (kutil_create_topic(rc->dst, target, (int)json_integer_value(n), rf, NULL, 10000, &err)) {
+                FLOG(WARN, CONN, "connector %s: could not create destination topic %s (%s); the "
+                     "broker will auto-create it on first write", rc->name, target, err.msg);
+                json_object_set_new(rc->create_failed, target, json_true());
+            } else {
+                FLOG(INFO, CONN, "connector %s: created destination topic %s with %d partitions",
+                     rc->name, target, (int)json_integer_value(n));
+            }
+        }
+        free(target);
+    }
+}
+
+static void *conn_main(void *arg)
+{
+    repl_conn_t *rc = arg;
+    int64_t interval = cfg_ll(rc->config, "topic.poll.interval.ms");
+    int failures = 0;
+    pthread_mutex_lock(&rc->lock);
+    while (!rc->stop) {
+        int forced = rc->refresh;
+        rc->refresh = 0;
+        pthread_mutex_unlock(&rc->lock);
+        ferr_t err = {0};
+        json_t *sel = read_selection(rc, &err);
+        if (!sel) {
+            if (failures++ % 10 == 0)
+                FLOG(WARN, CONN, "connector %s: %s (retrying)", rc->name, err.msg);
+        } else {
+            failures = 0;
+            if (forced || !rc->last || !json_equal(sel, rc->last)) {
+                ensure_destination(rc, sel);
+                json_decref(rc->last);
+                rc->last = json_incref(sel);
+                conn_post(rc, sel, NULL);
+            } else {
+                json_decref(sel);
+            }
+        }
+        pthread_mutex_lock(&rc->lock);
+        if (rc->stop || rc->refresh)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = sel ? interval : (interval < 1000 ? interval : 1000);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&rc->cond, &rc->lock, &ts);
+    }
+    pthread_mutex_unlock(&rc->lock);
+    return NULL;
+}
+
+static rd_kafka_t *client(const char *bootstrap, const props_t *common, const props_t *layer1,
+                          const char *l1name, const json_t *config, const char *p1, const char *p2,
+                          ferr_t *err)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = kutil_conf_new(bootstrap);
+    if (kutil_conf_apply(conf, common, "", err) || kutil_conf_apply(conf, layer1, l1name, err) ||
+        (p1 && kutil_conf_apply_prefixed(conf, config, p1, err)) ||
+        (p2 && kutil_conf_apply_prefixed(conf, config, p2, err))) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    kutil_conf_set(conf, "bootstrap.servers", bootstrap, NULL, NULL);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!rk)
+        ferr_set(err, FERR_KAFKA, "%s", e);
+    return rk;
+}
+
+repl_conn_t *repl_conn_new(const char *name, const json_t *config, const wconf_t *wc,
+                           uint64_t instance, h2o_multithread_receiver_t *recv)
+{
+    repl_conn_t *rc = calloc(1, sizeof *rc);
+    ferr_t err = {0};
+    rc->name = strdup(name);
+    rc->config = json_deep_copy(config);
+    rc->instance = instance;
+    rc->recv = recv;
+    rc->create_failed = json_object();
+    pthread_mutex_init(&rc->lock, NULL);
+    pthread_cond_init(&rc->cond, NULL);
+    rc->sel = repl_select_new(rc->config, &err);
+    if (rc->sel)
+        rc->src = client(cfg_str(config, "src.kafka.bootstrap.servers"), NULL, NULL, NULL, config,
+                         "src.kafka.", NULL, &err);
+    if (rc->src)
+        rc->dst = client(wc->bootstrap_servers, wc->common, wc->admin, "admin.", config,
+                         "dest.kafka.", NULL, &err);
+    if (!rc->dst) {
+        /* Report the failure as an event so the herder marks the connector FAILED. */
+        conn_post(rc, NULL, err.msg);
+        rc->stop = 1;
+        return rc;
+    }
+    pthread_create(&rc->thread, NULL, conn_main, rc);
+    return rc;
+}
+
+void repl_conn_refresh(repl_conn_t *rc)
+{
+    pthread_mutex_lock(&rc->lock);
+    rc->refresh = 1;
+    pthread_cond_signal(&rc->cond);
+    pthread_mutex_unlock(&rc->lock);
+}
+
+void repl_conn_destroy(repl_conn_t *rc)
+{
+    if (!rc)
+        return;
+    pthread_mutex_lock(&rc->lock);
+    int started = !rc->stop;
+    rc->stop = 1;
+    pthread_cond_signal(&rc->cond);
+    pthread_mutex_unlock(&rc->lock);
+    if (started)
+        pthread_join(rc->thread, NULL);
+    if (rc->src)
+        rd_kafka_destroy(rc->src);
+    if (rc->dst)
+        rd_kafka_destroy(rc->dst);
+    repl_select_destroy(rc->sel);
+    json_decref(rc->config);
+    json_decref(rc->last);
+    json_decref(rc->create_failed);
+    pthread_cond_destroy(&rc->cond);
+    pthread_mutex_destroy(&rc->lock);
+    free(rc->name);
+    free(rc);
+}

@@ -1,0 +1,566 @@
+/* rtask: the replicator task thread. See rtask.h.
+ *
+ *   source consumer ──batch──▶ producev(no copy: the consumer message is the opaque)
+ *        ▲                             │
+ *        └── offsets written ◀── delivery report (destroys the consumer message,
+ *            every flush interval     advances acked[p])
+ *
+ * Memory is bounded on both sides: the consumer prefetch by queued.max.messages.kbytes,
+ * the producer by queue.buffering.max.*; when the producer queue is full the thread
+ * serves delivery reports instead of consuming, so a slow destination slows the copy. */
+#include "worker/rtask.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker/flog.h"
+#include "worker/kutil.h"
+#include "worker/repl.h"
+
+#define PROVENANCE_HEADER "__ferry.provenance"
+
+typedef struct tpart {
+    int topic; /* index into topics */
+    int32_t partition;
+    int64_t start;   /* stored next offset, -1 = none */
+    int64_t acked;   /* next offset whose predecessors are all acknowledged; -1 = nothing yet */
+    int64_t written; /* last value written to the offset topic */
+    int64_t expect;  /* next offset we expect to consume, to report gaps */
+} tpart_t;
+
+typedef struct ttopic {
+    char *name, *target;
+    rd_kafka_topic_t *rkt; /* producer topic handle for the target */
+    int nparts;            /* source partition count (from metadata) */
+    int *index;            /* partition -> tpart index or -1, size maxpart+1 */
+    int maxpart;
+} ttopic_t;
+
+struct rtask {
+    char *connector;
+    int task;
+    uint64_t instance;
+    json_t *config, *offsets;
+    const wconf_t *wc;
+    h2o_multithread_receiver_t *recv;
+    pthread_t thread;
+    atomic_int stop, paused;
+    atomic_uint_fast64_t records, bytes, flushed;
+    /* thread-owned */
+    rd_kafka_t *cons, *prod;
+    rd_kafka_topic_t *offset_rkt;
+    ttopic_t *topics;
+    int ntopics;
+    tpart_t *parts;
+    int nparts;
+    int failed;
+    char trace[1024];
+    int provenance;
+    const char *src_alias, *dst_alias;
+    int max_poll;
+};
+
+void rtask_ev_free(rtask_ev_t *ev)
+{
+    free(ev->connector);
+    free(ev->trace);
+    free(ev);
+}
+
+static void post(rtask_t *t, rtask_ev_type_t type, const char *trace)
+{
+    rtask_ev_t *ev = calloc(1, sizeof *ev);
+    ev->type = type;
+    ev->connector = strdup(t->connector);
+    ev->task = t->task;
+    ev->instance = t->instance;
+    ev->trace = trace ? strdup(trace) : NULL;
+    h2o_multithread_send_message(t->recv, &ev->super);
+}
+
+char *rtask_offset_key(const char *connector, const char *topic, int partition)
+{
+    json_t *k = json_pack("[s,{s:s,s:i}]", connector, "topic", topic, "partition", partition);
+    char *s = json_dumps(k, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(k);
+    return s;
+}
+
+char *rtask_offset_value(int64_t next)
+{
+    char *s;
+    if (asprintf(&s, "{\"offset\":%lld}", (long long)next) < 0)
+        abort();
+    return s;
+}
+
+static const char *cfg(const rtask_t *t, const char *key, const char *def)
+{
+    const char *v = json_string_value(json_object_get(t->config, key));
+    return v ? v : def;
+}
+
+static void fail(rtask_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(rtask_t *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->trace, sizeof t->trace, fmt, ap);
+    va_end(ap);
+    t->failed = 1;
+    FLOG(ERROR, TASK, "task %s-%d failed: %s", t->connector, t->task, t->trace);
+}
+
+/* ---- delivery reports (task thread) ------------------------------------------------- */
+
+static tpart_t *find_part(rtask_t *t, const char *topic, int32_t partition)
+{
+    for (int i = 0; i < t->ntopics; i++) {
+        ttopic_t *tt = &t->topics[i];
+        if (strcmp(tt->name, topic) == 0)
+            return partition >= 0 && partition <= tt->maxpart && tt->index[partition] >= 0
+                       ? &t->parts[tt->index[partition]]
+                       : NULL;
+    }
+    return NULL;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    rtask_t *t = opaque;
+    rd_kafka_message_t *src = m->_private;
+    if (!src) { /* an offset record */
+        if (m->err)
+            FLOG(WARN, TASK, "task %s-%d: storing offsets failed: %s", t->connector, t->task,
+                 rd_kafka_err2str(m->err));
+        else
+            atomic_fetch_add(&t->flushed, 1);
+        return;
+    }
+    if (m->err) {
+        fail(t, "delivery to %s[%d] failed: %s", rd_kafka_topic_name(m->rkt), m->partition,
+             rd_kafka_err2str(m->err));
+    } else if (!t->failed) {
+        tpart_t *tp = find_part(t, rd_kafka_topic_name(src->rkt), src->partition);
+        if (tp && src->offset + 1 > tp->acked)
+            tp->acked = src->offset + 1;
+        atomic_fetch_add(&t->records, 1);
+        atomic_fetch_add(&t->bytes, src->len + src->key_len);
+    }
+    rd_kafka_message_destroy(src);
+}
+
+/* ---- setup -------------------------------------------------------------------------- */
+
+static int build_partitions(rtask_t *t)
+{
+    json_t *list = repl_parse_partitions(cfg(t, REPL_TASK_PARTITIONS, ""));
+    if (!list) {
+        fail(t, "malformed task config: %s", REPL_TASK_PARTITIONS);
+        return -1;
+    }
+    const char *fmt = cfg(t, "topic.rename.format", "${topic}.replica");
+    t->nparts = (int)json_array_size(list);
+    t->parts = calloc(t->nparts ? t->nparts : 1, sizeof(tpart_t));
+    t->topics = calloc(t->nparts ? t->nparts : 1, sizeof(ttopic_t));
+    size_t i;
+    json_t *pv;
+    json_array_foreach(list, i, pv) {
+        const char *name = json_string_value(json_array_get(pv, 0));
+        int32_t p = (int32_t)json_integer_value(json_array_get(pv, 1));
+        int ti;
+        for (ti = 0; ti < t->ntopics && strcmp(t->topics[ti].name, name); ti++)
+            ;
+        if (ti == t->ntopics) {
+            t->topics[ti].name = strdup(name);
+            t->topics[ti].target = repl_rename(fmt, name);
+            t->topics[ti].maxpart = -1;
+            t->ntopics++;
+        }
+        if (p > t->topics[ti].maxpart)
+            t->topics[ti].maxpart = p;
+        tpart_t *tp = &t->parts[i];
+        tp->topic = ti;
+        tp->partition = p;
+        char key[512];
+        snprintf(key, sizeof key, "%s:%d", name, p);
+        json_t *o = json_object_get(t->offsets, key);
+        tp->start = json_is_integer(o) ? json_integer_value(o) : -1;
+        tp->acked = tp->written = tp->start;
+        tp->expect = tp->start;
+    }
+    for (int ti = 0; ti < t->ntopics; ti++) {
+        ttopic_t *tt = &t->topics[ti];
+        tt->index = malloc((tt->maxpart + 1) * sizeof(int));
+        for (int p = 0; p <= tt->maxpart; p++)
+            tt->index[p] = -1;
+    }
+    for (int i2 = 0; i2 < t->nparts; i2++)
+        t->topics[t->parts[i2].topic].index[t->parts[i2].partition] = i2;
+    json_decref(list);
+    return 0;
+}
+
+static int make_clients(rtask_t *t)
+{
+    const wconf_t *wc = t->wc;
+    ferr_t err = {0};
+    char e[512];
+    rd_kafka_conf_t *pc = kutil_conf_new(wc->bootstrap_servers);
+    char cid[300];
+    snprintf(cid, sizeof cid, "ferry-%s-%d", t->connector, t->task);
+    kutil_conf_set(pc, "client.id", cid, NULL, NULL);
+    kutil_conf_set(pc, "enable.idempotence", "true", NULL, NULL);
+    kutil_conf_set(pc, "linger.ms", "5", NULL, NULL);
+    kutil_conf_set(pc, "batch.num.messages", "10000", NULL, NULL);
+    kutil_conf_set(pc, "batch.size", "1000000", NULL, NULL);
+    kutil_conf_set(pc, "queue.buffering.max.messages", "200000", NULL, NULL);
+    kutil_conf_set(pc, "queue.buffering.max.kbytes", "32768", NULL, NULL);
+    kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
+    kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
+    if (kutil_conf_apply(pc, wc->common, "", &err) || kutil_conf_apply(pc, wc->producer, "producer.", &err) ||
+        kutil_conf_apply_prefixed(pc, t->config, "dest.kafka.", &err) ||
+        kutil_conf_apply_prefixed(pc, t->config, "producer.override.", &err)) {
+        rd_kafka_conf_destroy(pc);
+        fail(t, "%s", err.msg);
+        return -1;
+    }
+    kutil_conf_set(pc, "bootstrap.servers", wc->bootstrap_servers, NULL, NULL);
+    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    rd_kafka_conf_set_opaque(pc, t);
+    if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
+        fail(t, "cannot create the destination producer: %s", e);
+        return -1;
+    }
+    const char *src = cfg(t, "src.kafka.bootstrap.servers", "");
+    rd_kafka_conf_t *cc = kutil_conf_new(src);
+    kutil_conf_set(cc, "client.id", cid, NULL, NULL);
+    kutil_conf_set(cc, "group.id", cid, NULL, NULL); /* required by assign(); never committed */
+    kutil_conf_set(cc, "enable.auto.commit", "false", NULL, NULL);
+    kutil_conf_set(cc, "enable.auto.offset.store", "false", NULL, NULL);
+    kutil_conf_set(cc, "auto.offset.reset", "earliest", NULL, NULL);
+    kutil_conf_set(cc, "fetch.wait.max.ms", "100", NULL, NULL);
+    kutil_conf_set(cc, "queued.min.messages", "1000000", NULL, NULL);
+    kutil_conf_set(cc, "queued.max.messages.kbytes", "16384", NULL, NULL);
+    if (kutil_conf_apply(cc, wc->consumer, "consumer.", &err) ||
+        kutil_conf_apply_prefixed(cc, t->config, "src.kafka.", &err) ||
+        kutil_conf_apply_prefixed(cc, t->config, "src.consumer.", &err)) {
+        rd_kafka_conf_destroy(cc);
+        fail(t, "%s", err.msg);
+        return -1;
+    }
+    kutil_conf_set(cc, "bootstrap.servers", src, NULL, NULL);
+    if (!(t->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e))) {
+        fail(t, "cannot create the source consumer: %s", e);
+        return -1;
+    }
+    t->offset_rkt = rd_kafka_topic_new(t->prod, wc->offset_topic, NULL);
+    for (int i = 0; i < t->ntopics; i++)
+        t->topics[i].rkt = rd_kafka_topic_new(t->prod, t->topics[i].target, NULL);
+    return 0;
+}
+
+/* The destination must have at least the source's partitions: partition p goes to partition p. */
+static int check_destination(rtask_t *t)
+{
+    ferr_t err = {0};
+    for (int i = 0; i < t->ntopics && !atomic_load(&t->stop); i++) {
+        ttopic_t *tt = &t->topics[i];
+        tt->nparts = kutil_partition_count(t->cons, tt->name, 10000, &err);
+        if (tt->nparts < 0) {
+            fail(t, "%s", err.msg);
+            return -1;
+        }
+        int have = 0;
+        for (int tries = 0; tries < 100 && !atomic_load(&t->stop); tries++) {
+            have = kutil_partition_count(t->prod, tt->target, 10000, &err);
+            if (have > 0)
+                break;
+            if (tries == 20) { /* not created by the connector: let the broker auto-create it */
+                const struct rd_kafka_metadata *md;
+                if (!rd_kafka_metadata(t->prod, 0, tt->rkt, &md, 5000))
+                    rd_kafka_metadata_destroy(md);
+            }
+            usleep(100 * 1000);
+        }
+        if (have <= 0) {
+            fail(t, "destination topic %s does not exist and could not be created", tt->target);
+            return -1;
+        }
+        if (have < tt->maxpart + 1 || have < tt->nparts) {
+            fail(t, "destination topic %s has %d partitions but source topic %s has %d; ferry keeps "
+                    "partition numbers, so the destination needs at least as many",
+                 tt->target, have, tt->name, tt->nparts);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int assign(rtask_t *t)
+{
+    int latest = !strcmp(cfg(t, "offset.start", "earliest"), "latest");
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->nparts);
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset =
+            tp->start >= 0 ? tp->start : latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(t->cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        fail(t, "cannot assign source partitions: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- copy loop ---------------------------------------------------------------------- */
+
+static void flush_offsets(rtask_t *t)
+{
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        if (tp->acked < 0 || tp->acked == tp->written)
+            continue;
+        char *k = rtask_offset_key(t->connector, t->topics[tp->topic].name, tp->partition);
+        char *v = rtask_offset_value(tp->acked);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
+                              RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (!e)
+            tp->written = tp->acked;
+        free(k);
+        free(v);
+    }
+}
+
+static int from_destination(const rtask_t *t, rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t len;
+    if (!t->provenance || rd_kafka_message_headers(m, &h) ||
+        rd_kafka_header_get_last(h, PROVENANCE_HEADER, &v, &len))
+        return 0;
+    return len == strlen(t->dst_alias) && memcmp(v, t->dst_alias, len) == 0;
+}
+
+/* Produces one consumed record; takes ownership of @p m. */
+static void copy_one(rtask_t *t, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            FLOG(WARN, TASK, "task %s-%d: source: %s", t->connector, t->task,
+                 rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    tpart_t *tp = find_part(t, rd_kafka_topic_name(m->rkt), m->partition);
+    if (!tp || t->failed) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (tp->expect >= 0 && m->offset > tp->expect)
+        FLOG(WARN, TASK, "task %s-%d: %s[%d] offsets %lld..%lld were not available on the source "
+             "(deleted by retention or compaction) and were not copied", t->connector, t->task,
+             t->topics[tp->topic].name, tp->partition, (long long)tp->expect, (long long)m->offset - 1);
+    tp->expect = m->offset + 1;
+    if (from_destination(t, m)) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
+    if (!rd_kafka_message_headers(m, &hdrs))
+        copy = rd_kafka_headers_copy(hdrs);
+    if (t->provenance) {
+        if (!copy)
+            copy = rd_kafka_headers_new(1);
+        rd_kafka_header_add(copy, PROVENANCE_HEADER, -1, t->src_alias, -1);
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            t->prod, RD_KAFKA_V_RKT(t->topics[tp->topic].rkt), RD_KAFKA_V_PARTITION(m->partition),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+            RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(m),
+            RD_KAFKA_V_END);
+        if (!e)
+            return; /* the producer owns the headers; the delivery report frees m */
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&t->stop)) {
+            rd_kafka_poll(t->prod, 10); /* back-pressure: wait for the destination */
+            continue;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            fail(t, "producing to %s[%d] failed: %s", t->topics[tp->topic].target, m->partition,
+                 rd_kafka_err2str(e));
+        if (copy)
+            rd_kafka_headers_destroy(copy);
+        rd_kafka_message_destroy(m);
+        return;
+    }
+}
+
+static void set_paused(rtask_t *t, int paused)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->nparts);
+    for (int i = 0; i < t->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, t->topics[t->parts[i].topic].name, t->parts[i].partition);
+    if (paused)
+        rd_kafka_pause_partitions(t->cons, l);
+    else
+        rd_kafka_resume_partitions(t->cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void copy_loop(rtask_t *t)
+{
+    int64_t interval = t->wc->offset_flush_interval_ms;
+    int64_t next_flush = kutil_now_ms() + interval;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(t->cons);
+    rd_kafka_message_t **batch = malloc(sizeof(*batch) * t->max_poll);
+    int was_paused = 0;
+    while (!atomic_load(&t->stop) && !t->failed) {
+        int paused = atomic_load(&t->paused);
+        if (paused != was_paused) {
+            set_paused(t, paused);
+            was_paused = paused;
+        }
+        if (paused) {
+            rd_kafka_poll(t->prod, 100);
+        } else {
+            ssize_t n = 0;
+            rd_kafka_message_t *first = rd_kafka_consumer_poll(t->cons, 100);
+            if (first) {
+                batch[0] = first;
+                n = 1;
+                if (t->max_poll > 1) {
+                    ssize_t more = rd_kafka_consume_batch_queue(q, 0, batch + 1, t->max_poll - 1);
+                    if (more > 0)
+                        n += more;
+                }
+            }
+            for (ssize_t i = 0; i < n; i++)
+                copy_one(t, batch[i]);
+            rd_kafka_poll(t->prod, 0);
+        }
+        int64_t now = kutil_now_ms();
+        if (now >= next_flush) {
+            flush_offsets(t);
+            next_flush = now + interval;
+        }
+    }
+    free(batch);
+    rd_kafka_queue_destroy(q);
+}
+
+static void shutdown_clients(rtask_t *t)
+{
+    if (t->cons) {
+        rd_kafka_assign(t->cons, NULL);
+        rd_kafka_consumer_close(t->cons);
+    }
+    if (t->prod) {
+        /* Finish in-flight batches, then store the offsets they acknowledged. */
+        rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
+        flush_offsets(t);
+        rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+        rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(t->prod, 0);
+        for (int i = 0; i < t->ntopics; i++)
+            if (t->topics[i].rkt)
+                rd_kafka_topic_destroy(t->topics[i].rkt);
+        if (t->offset_rkt)
+            rd_kafka_topic_destroy(t->offset_rkt);
+        rd_kafka_destroy(t->prod);
+    }
+    if (t->cons)
+        rd_kafka_destroy(t->cons);
+}
+
+static void *task_main(void *arg)
+{
+    rtask_t *t = arg;
+    if (build_partitions(t) == 0 && make_clients(t) == 0 && check_destination(t) == 0 &&
+        assign(t) == 0 && !atomic_load(&t->stop)) {
+        FLOG(INFO, TASK, "task %s-%d copying %d partition(s)", t->connector, t->task, t->nparts);
+        post(t, RTASK_EV_RUNNING, NULL);
+        copy_loop(t);
+    }
+    if (t->failed)
+        post(t, RTASK_EV_FAILED, t->trace);
+    shutdown_clients(t);
+    FLOG(INFO, TASK, "task %s-%d stopped", t->connector, t->task);
+    post(t, RTASK_EV_EXITED, NULL);
+    return NULL;
+}
+
+rtask_t *rtask_new(const rtask_params_t *p)
+{
+    rtask_t *t = calloc(1, sizeof *t);
+    t->connector = strdup(p->connector);
+    t->task = p->task;
+    t->instance = p->instance;
+    t->config = json_deep_copy(p->config);
+    t->offsets = p->offsets ? json_deep_copy(p->offsets) : json_object();
+    t->wc = p->wc;
+    t->recv = p->recv;
+    atomic_store(&t->paused, p->paused);
+    t->provenance = !strcasecmp(cfg(t, "provenance.header.enable", "false"), "true");
+    t->src_alias = cfg(t, "src.cluster.alias", "source");
+    t->dst_alias = cfg(t, "dest.cluster.alias", "destination");
+    t->max_poll = atoi(cfg(t, "src.kafka.max.poll.records", "500"));
+    if (t->max_poll < 1)
+        t->max_poll = 500;
+    pthread_create(&t->thread, NULL, task_main, t);
+    return t;
+}
+
+void rtask_set_paused(rtask_t *t, int paused)
+{
+    atomic_store(&t->paused, paused);
+}
+
+void rtask_stop(rtask_t *t)
+{
+    atomic_store(&t->stop, 1);
+}
+
+void rtask_destroy(rtask_t *t)
+{
+    if (!t)
+        return;
+    atomic_store(&t->stop, 1);
+    pthread_join(t->thread, NULL);
+    for (int i = 0; i < t->ntopics; i++) {
+        free(t->topics[i].name);
+        free(t->topics[i].target);
+        free(t->topics[i].index);
+    }
+    free(t->topics);
+    free(t->parts);
+    json_decref(t->config);
+    json_decref(t->offsets);
+    free(t->connector);
+    free(t);
+}
+
+void rtask_get_stats(const rtask_t *t, rtask_stats_t *out)
+{
+    out->records = atomic_load(&((rtask_t *)t)->records);
+    out->bytes = atomic_load(&((rtask_t *)t)->bytes);
+    out->offsets_flushed = atomic_load(&((rtask_t *)t)->flushed);
+}
+
+uint64_t rtask_instance(const rtask_t *t)
+{
+    return t->instance;
+}

@@ -1,0 +1,73 @@
+/* rtask: one EMRReplicatorSourceTask — copies a set of source topic-partitions to the
+ * destination cluster and stores source offsets in the offset storage topic.
+ *
+ * Threads: each task owns one thread, its source consumer and its destination producer.
+ * Delivery reports run on that thread (it calls rd_kafka_poll on its producer), so the
+ * per-partition acknowledged offsets need no lock. The owner (the herder, on the h2o loop
+ * thread) talks to it only through atomic flags (pause, stop) and receives rtask_ev_t
+ * messages through a multithread receiver.
+ *
+ * Offsets: a source offset is written only after the destination acknowledged every
+ * record before it (idempotent producer, per-partition in-order delivery reports), so a
+ * restart never skips a record; duplicates after a crash are bounded by the flush interval. */
+#ifndef FERRY_RTASK_H
+#define FERRY_RTASK_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <h2o/multithread.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#include "worker/wconf.h"
+
+typedef enum {
+    RTASK_EV_RUNNING = 1, /* started copying */
+    RTASK_EV_FAILED,      /* stopped copying because of an error; trace says why */
+    RTASK_EV_EXITED,      /* the thread finished (after a stop or a failure); join it now */
+} rtask_ev_type_t;
+
+typedef struct rtask_ev {
+    h2o_multithread_message_t super;
+    rtask_ev_type_t type;
+    char *connector;
+    int task;
+    uint64_t instance;
+    char *trace;
+} rtask_ev_t;
+
+void rtask_ev_free(rtask_ev_t *ev);
+
+typedef struct rtask_params {
+    const char *connector;
+    int task;
+    const json_t *config;  /* the task config (connector config + task.partitions); copied */
+    const json_t *offsets; /* object "topic:partition" -> next offset to copy; copied; may be NULL */
+    const wconf_t *wc;     /* borrowed; must outlive the task */
+    uint64_t instance;
+    int paused;
+    h2o_multithread_receiver_t *recv;
+} rtask_params_t;
+
+typedef struct rtask_stats {
+    uint64_t records, bytes, offsets_flushed;
+} rtask_stats_t;
+
+typedef struct rtask rtask_t;
+
+/** Starts the task thread. */
+rtask_t *rtask_new(const rtask_params_t *p);
+void rtask_set_paused(rtask_t *t, int paused);
+/** Asks the thread to stop gracefully (flush, store offsets); an EXITED event follows. */
+void rtask_stop(rtask_t *t);
+/** Joins and frees; call after EXITED (or it waits). Accepts NULL. */
+void rtask_destroy(rtask_t *t);
+void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);
+uint64_t rtask_instance(const rtask_t *t);
+
+/** Key and value of an offset record, as Kafka Connect's OffsetStorageWriter writes them:
+ *  ["<connector>",{"topic":"t","partition":p}] -> {"offset":next}. malloc'd. */
+char *rtask_offset_key(const char *connector, const char *topic, int partition);
+char *rtask_offset_value(int64_t next);
+
+#endif

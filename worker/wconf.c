@@ -1,0 +1,733 @@
+/* wconf: builds and checks the worker configuration. See wconf.h.
+ *
+ * Every check is a small getter that reads one key, applies the default, validates it, and
+ * formats Kafka Connect's ConfigException wording ("Invalid value V for configuration K: why")
+ * on failure. wconf_new() calls them in a fixed order, so the first bad key is the one
+ * reported, and frees the half-built struct on the way out.
+ *
+ * Which keys exist is decided by three tables: the keys ferry or Kafka Connect define
+ * (known_keys, known_prefixes; anything else is logged as ignored), and the top-level keys
+ * that are passed on to every Kafka client (common_keys, common_prefixes). */
+#include "worker/wconf.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "worker/flog.h"
+
+#define DEFAULT_LISTENERS "http://:8083"
+#define SIMPLE_HEADER_CONVERTER "org.apache.kafka.connect.storage.SimpleHeaderConverter"
+
+static const char *const converters[] = {
+    "org.apache.kafka.connect.converters.ByteArrayConverter",
+    "org.apache.kafka.connect.json.JsonConverter",
+    "org.apache.kafka.connect.storage.StringConverter",
+};
+
+/* Top-level keys handed to every Kafka client (librdkafka knows them by the same name). */
+static const char *const common_keys[] = {
+    "security.protocol", "client.id", "client.rack", "client.dns.lookup", "metadata.max.age.ms",
+    "reconnect.backoff.ms", "reconnect.backoff.max.ms", "retry.backoff.ms", "retry.backoff.max.ms",
+    "connections.max.idle.ms", "socket.connection.setup.timeout.ms",
+};
+static const char *const common_prefixes[] = {"ssl.", "sasl."};
+
+/* Keys defined by ferry or by Kafka Connect's worker configs; the rest are logged as ignored. */
+static const char *const known_keys[] = {
+    "bootstrap.servers", "group.id", "config.storage.topic", "config.storage.replication.factor",
+    "offset.storage.topic", "offset.storage.partitions", "offset.storage.replication.factor",
+    "status.storage.topic", "status.storage.partitions", "status.storage.replication.factor",
+    "listeners", "rest.host.name", "rest.port", "rest.advertised.host.name",
+    "rest.advertised.port", "rest.advertised.listener", "admin.listeners",
+    "offset.flush.interval.ms", "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
+    "scheduled.rebalance.max.delay.ms", "zookeeper.connect", "zookeeper.session.timeout.ms",
+    "key.converter", "value.converter", "header.converter", "plugin.path", "plugin.discovery",
+    "connect.protocol", "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms",
+    "worker.sync.timeout.ms", "worker.unsync.backoff.ms", "config.providers",
+    "topic.creation.enable", "topic.tracking.enable", "topic.tracking.allow.reset",
+    "exactly.once.source.support", "connector.client.config.override.policy",
+    "rest.extension.classes", "response.http.headers.config",
+    "inter.worker.key.generation.algorithm", "inter.worker.key.size", "inter.worker.key.ttl.ms",
+    "inter.worker.signature.algorithm", "inter.worker.verification.algorithms",
+    "metric.reporters", "auto.include.jmx.reporter", "request.timeout.ms", "send.buffer.bytes",
+    "receive.buffer.bytes", "socket.connection.setup.timeout.max.ms",
+};
+static const char *const known_prefixes[] = {
+    "producer.", "consumer.", "admin.", "key.converter.", "value.converter.",
+    "header.converter.", "access.control.allow.", "listeners.https.", "config.providers.",
+    "metrics.", "ferry.", "ssl.", "sasl.",
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- small helpers ---- */
+
+static char *xstrdup(const char *s)
+{
+    char *r = strdup(s);
+    if (!r)
+        abort();
+    return r;
+}
+
+/* Copies s without leading/trailing characters <= ' ', as Java's String.trim(). */
+static char *trimdup(const char *s)
+{
+    while (*s && (unsigned char)*s <= ' ')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (unsigned char)s[n - 1] <= ' ')
+        n--;
+    char *r = strndup(s, n);
+    if (!r)
+        abort();
+    return r;
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_prefix_in(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (starts_with(s, list[i]))
+            return 1;
+    return 0;
+}
+
+static ferr_code_t invalid(ferr_t *err, const char *key, const char *value, const char *why)
+{
+    return ferr_set(err, FERR_INVALID, "Invalid value %s for configuration %s: %s", value, key,
+                    why);
+}
+
+/* ---- typed getters ---- */
+
+/* A string with a default; def NULL means required. *out is trimmed and owned. */
+static ferr_code_t get_str(const props_t *p, const char *key, const char *def, char **out,
+                           ferr_t *err)
+{
+    const char *v = props_get(p, key);
+    if (!v && !def)
+        return ferr_set(err, FERR_INVALID,
+                        "Missing required configuration \"%s\" which has no default value.", key);
+    *out = trimdup(v ? v : def);
+    if (!def && !**out)
+        return invalid(err, key, v, "String must be non-empty");
+    return FERR_OK;
+}
+
+/*
+ * Parses like Java's Long.parseLong on the trimmed text: optional sign, decimal digits,
+ * nothing else. @returns 0 on success.
+ */
+static int parse_int64(const char *text, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *t = trimdup(text);
+    const char *s = t;
+    int neg = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    int ok = *s != '\0';
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; ok && *s; s++) {
+        if (*s < '0' || *s > '9' || v > (limit - (uint64_t)(*s - '0')) / 10)
+            ok = 0;
+        else
+            v = v * 10 + (uint64_t)(*s - '0');
+    }
+    free(t);
+    if (!ok)
+        return -1;
+    int64_t r = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    if (r < lo || r > hi)
+        return -1;
+    *out = r;
+    return 0;
+}
+
+typedef enum { T_SHORT, T_INT, T_LONG } jtype_t;
+
+/*
+ * An integer of Java type @p type with a default, checked against [min, max] with Kafka's
+ * Range wording.
+ */
+static ferr_code_t get_num(const props_t *p, const char *key, jtype_t type, int64_t def,
+                           int64_t min, int64_t max, int64_t *out, ferr_t *err)
+{
+    static const char *names[] = {"SHORT", "INT", "LONG"};
+    static const int64_t lo[] = {INT16_MIN, INT32_MIN, INT64_MIN};
+    static const int64_t hi[] = {INT16_MAX, INT32_MAX, INT64_MAX};
+    const char *v = props_get(p, key);
+    if (!v) {
+        *out = def;
+        return FERR_OK;
+    }
+    char why[64];
+    if (parse_int64(v, lo[type], hi[type], out) != 0) {
+        snprintf(why, sizeof why, "Not a number of type %s", names[type]);
+        return invalid(err, key, v, why);
+    }
+    if (*out < min) {
+        snprintf(why, sizeof why, "Value must be at least %lld", (long long)min);
+        return invalid(err, key, v, why);
+    }
+    if (*out > max) {
+        snprintf(why, sizeof why, "Value must be no more than %lld", (long long)max);
+        return invalid(err, key, v, why);
+    }
+    return FERR_OK;
+}
+
+static ferr_code_t get_int(const props_t *p, const char *key, int64_t def, int64_t min,
+                           int64_t max, int *out, ferr_t *err)
+{
+    int64_t v;
+    ferr_code_t rc = get_num(p, key, T_INT, def, min, max, &v, err);
+    if (rc == FERR_OK)
+        *out = (int)v;
+    return rc;
+}
+
+/* *.storage.replication.factor: a SHORT that is -1 or positive (Kafka's wording). */
+static ferr_code_t get_rf(const props_t *p, const char *key, int *out, ferr_t *err)
+{
+    int64_t v;
+    ferr_code_t rc = get_num(p, key, T_SHORT, 3, INT16_MIN, INT16_MAX, &v, err);
+    if (rc)
+        return rc;
+    if (v != -1 && v < 1)
+        return invalid(err, key, props_get(p, key),
+                       "Replication factor must be positive and not larger than the number of "
+                       "brokers in the Kafka cluster, or -1 to use the broker's default");
+    *out = (int)v;
+    return FERR_OK;
+}
+
+/* *.storage.partitions: an INT that is -1 or positive. */
+static ferr_code_t get_partitions(const props_t *p, const char *key, int def, int *out,
+                                  ferr_t *err)
+{
+    ferr_code_t rc = get_int(p, key, def, INT32_MIN, INT32_MAX, out, err);
+    if (rc)
+        return rc;
+    if (*out != -1 && *out < 1)
+        return invalid(err, key, props_get(p, key),
+                       "Number of partitions must be positive, or -1 to use the broker's default");
+    return FERR_OK;
+}
+
+/* A legal Kafka topic name (org.apache.kafka.common.internals.Topic.validate). */
+static ferr_code_t check_topic(const char *key, const char *name, ferr_t *err)
+{
+    char why[512];
+    size_t n = strlen(name);
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return invalid(err, key, name, "Topic name cannot be \".\" or \"..\"");
+    if (n > 249)
+        return invalid(err, key, name, "Topic name is illegal, it can't be longer than 249 characters");
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!isalnum((unsigned char)c) && c != '.' && c != '_' && c != '-') {
+            snprintf(why, sizeof why,
+                     "Topic name \"%s\" is illegal, it contains a character other than ASCII "
+                     "alphanumerics, '.', '_' and '-'",
+                     name);
+            return invalid(err, key, name, why);
+        }
+    }
+    return FERR_OK;
+}
+
+static ferr_code_t get_topic(const props_t *p, const char *key, char **out, ferr_t *err)
+{
+    ferr_code_t rc = get_str(p, key, NULL, out, err);
+    return rc ? rc : check_topic(key, *out, err);
+}
+
+static ferr_code_t get_converter(const props_t *p, const char *key, const char *def,
+                                 char **out, ferr_t *err)
+{
+    ferr_code_t rc = get_str(p, key, def, out, err);
+    if (rc)
+        return rc;
+    if (in_list(*out, converters, COUNT(converters)) ||
+        (def && strcmp(*out, SIMPLE_HEADER_CONVERTER) == 0))
+        return FERR_OK;
+    char why[512];
+    snprintf(why, sizeof why,
+             "Class %s could not be found. ferry supports %s, %s and %s%s", *out, converters[0],
+             converters[1], converters[2], def ? " (and " SIMPLE_HEADER_CONVERTER " for headers)" : "");
+    return invalid(err, key, *out, why);
+}
+
+/* ---- listeners ---- */
+
+typedef struct {
+    char scheme[8];
+    char host[256];
+    int port;
+} listener_t;
+
+static int parse_scheme(const char *s, size_t n, char out[8])
+{
+    if (n == 4 && strncasecmp(s, "http", 4) == 0)
+        strcpy(out, "http");
+    else if (n == 5 && strncasecmp(s, "https", 5) == 0)
+        strcpy(out, "https");
+    else
+        return -1;
+    return 0;
+}
+
+/*
+ * Parses one "scheme://host:port" (host may be empty or "[v6]"), following Kafka's
+ * ^(.*)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+) but requiring the whole entry to match.
+ * @returns NULL on success, else why it is wrong.
+ */
+static const char *parse_listener(const char *s, listener_t *l)
+{
+    static const char *format = "Listener doesn't have the right format (protocol://hostname:port).";
+    const char *sep = strstr(s, "://");
+    if (!sep)
+        return format;
+    if (parse_scheme(s, (size_t)(sep - s), l->scheme) != 0)
+        return "Listener protocol must be either \"http\" or \"https\".";
+    const char *h = sep + 3, *colon;
+    size_t hlen;
+    if (*h == '[') {
+        const char *close = strchr(h, ']');
+        if (!close || close[1] != ':')
+            return format;
+        h++;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(h, ':');
+        if (!colon)
+            return format;
+        hlen = (size_t)(colon - h);
+    }
+    if (hlen >= sizeof l->host)
+        return "Host name must be at most 255 characters";
+    for (size_t i = 0; i < hlen; i++)
+        if (!isalnum((unsigned char)h[i]) && !strchr("-%._:", h[i]))
+            return format;
+    memcpy(l->host, h, hlen);
+    l->host[hlen] = '\0';
+    int64_t port;
+    const char *ps = colon + 1;
+    if (!*ps || strspn(ps, "0123456789") != strlen(ps))
+        return format;
+    if (parse_int64(ps, 0, 65535, &port) != 0)
+        return "Listener port must be between 0 and 65535.";
+    l->port = (int)port;
+    return NULL;
+}
+
+/*
+ * The listeners list as Kafka's ConfigDef splits a LIST: trimmed, split on commas with the
+ * whitespace around them. Calls fn for each entry; stops and returns its result if nonzero.
+ */
+static int listeners_each(const char *list, int (*fn)(const char *entry, size_t i, void *arg),
+                          void *arg)
+{
+    char *t = trimdup(list);
+    int rc = 0;
+    size_t i = 0;
+    char *cur = t;
+    if (*t == '\0') {
+        rc = fn(NULL, 0, arg);
+        free(t);
+        return rc;
+    }
+    for (;;) {
+        char *comma = strchr(cur, ',');
+        if (comma)
+            *comma = '\0';
+        char *e = trimdup(cur);
+        rc = fn(e, i++, arg);
+        free(e);
+        if (rc || !comma)
+            break;
+        cur = comma + 1;
+    }
+    free(t);
+    return rc;
+}
+
+typedef struct {
+    listener_t first;
+    const char *why;
+} first_listener_t;
+
+static int take_first_listener(const char *entry, size_t i, void *arg)
+{
+    first_listener_t *fl = arg;
+    if (!entry) {
+        fl->why = "Invalid value for listeners, at least one URL is expected, ex: "
+                  "http://localhost:8080,https://localhost:8443.";
+        return -1;
+    }
+    if (*entry == '\0') {
+        fl->why = "Empty URL found when parsing listeners list.";
+        return -1;
+    }
+    listener_t l;
+    fl->why = parse_listener(entry, &l);
+    if (fl->why)
+        return -1;
+    if (i == 0)
+        fl->first = l;
+    return 0;
+}
+
+static int is_wildcard_host(const char *h)
+{
+    return *h == '\0' || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 ||
+           strcmp(h, "0:0:0:0:0:0:0:0") == 0;
+}
+
+/* listeners (or the deprecated rest.host.name/rest.port), then rest.advertised.*. */
+static ferr_code_t get_rest(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    const char *lv = props_get(p, "listeners");
+    first_listener_t fl = {0};
+    if (lv) {
+        if (listeners_each(lv, take_first_listener, &fl) != 0)
+            return invalid(err, "listeners", lv, fl.why);
+    } else if (props_get(p, "rest.host.name") || props_get(p, "rest.port")) {
+        int port;
+        ferr_code_t rc = get_int(p, "rest.port", 8083, 0, 65535, &port, err);
+        if (rc)
+            return rc;
+        const char *hv = props_get(p, "rest.host.name");
+        char *host = trimdup(hv ? hv : "");
+        if (strlen(host) >= sizeof fl.first.host) {
+            free(host);
+            return invalid(err, "rest.host.name", hv, "Host name must be at most 255 characters");
+        }
+        strcpy(fl.first.scheme, "http");
+        snprintf(fl.first.host, sizeof fl.first.host, "%s", host);
+        fl.first.port = port;
+        free(host);
+    } else {
+        (void)parse_listener(DEFAULT_LISTENERS, &fl.first);
+    }
+    c->listener_scheme = xstrdup(fl.first.scheme);
+    c->listener_host = xstrdup(fl.first.host);
+    c->listener_port = fl.first.port;
+
+    /* Optional keys with defaults: get_str cannot fail here. */
+    get_str(p, "rest.advertised.host.name", "", &c->advertised_host, err);
+    /* Bounded so that WCONF_URL_MAX always fits the worker id and URL. */
+    if (strlen(c->advertised_host) > 255)
+        return invalid(err, "rest.advertised.host.name", c->advertised_host,
+                       "Host name must be at most 255 characters");
+    if (!*c->advertised_host) {
+        free(c->advertised_host);
+        char name[256] = "";
+        if (!is_wildcard_host(c->listener_host))
+            snprintf(name, sizeof name, "%s", c->listener_host);
+        else if (gethostname(name, sizeof name - 1) != 0 || !*name)
+            strcpy(name, "localhost");
+        c->advertised_host = xstrdup(name);
+    }
+    ferr_code_t rc = get_int(p, "rest.advertised.port", c->listener_port, 1, 65535,
+                             &c->advertised_port, err);
+    if (rc)
+        return rc;
+    get_str(p, "rest.advertised.listener", c->listener_scheme, &c->advertised_scheme, err);
+    char scheme[8];
+    if (parse_scheme(c->advertised_scheme, strlen(c->advertised_scheme), scheme) != 0)
+        return invalid(err, "rest.advertised.listener", c->advertised_scheme,
+                       "Value must be either \"http\" or \"https\"");
+    strcpy(c->advertised_scheme, scheme); /* same length, lower case */
+    return FERR_OK;
+}
+
+/* ---- zookeeper.connect ---- */
+
+static const char *check_zk_hosts(const char *hosts)
+{
+    if (!*hosts)
+        return "No ZooKeeper host given (expected host:port[,host:port][/chroot])";
+    for (const char *s = hosts;;) {
+        size_t n = strcspn(s, ",");
+        if (n == 0)
+            return "Empty host found in the ZooKeeper host list";
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] <= ' ')
+                return "The ZooKeeper host list must not contain whitespace";
+        if (!s[n])
+            return NULL;
+        s += n + 1;
+    }
+}
+
+static const char *check_zk_root(const char *root)
+{
+    /* ZooKeeper path rules: no empty, "." or ".." components, no trailing slash. */
+    for (const char *s = root + 1;;) {
+        size_t n = strcspn(s, "/");
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return "Invalid chroot path (empty, \".\" or \"..\" component, or trailing '/')";
+        if (!s[n])
+            return NULL;
+        s += n + 1;
+    }
+}
+
+static ferr_code_t get_zk(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    ferr_code_t rc = get_str(p, "zookeeper.connect", NULL, &c->zookeeper_connect, err);
+    if (rc)
+        return rc;
+    const char *zc = c->zookeeper_connect, *slash = strchr(zc, '/');
+    c->zk_hosts = strndup(zc, slash ? (size_t)(slash - zc) : strlen(zc));
+    if (!c->zk_hosts)
+        abort();
+    c->zk_root = xstrdup(slash && strcmp(slash, "/") != 0 ? slash : "");
+    const char *why = check_zk_hosts(c->zk_hosts);
+    if (!why && *c->zk_root)
+        why = check_zk_root(c->zk_root);
+    if (why)
+        return invalid(err, "zookeeper.connect", zc, why);
+    return get_num(p, "zookeeper.session.timeout.ms", T_INT, 6000, 1000, INT32_MAX,
+                   &c->session_timeout_ms, err);
+}
+
+/* ---- passthrough ---- */
+
+static void split_passthrough(const props_t *p, wconf_t *c)
+{
+    for (size_t i = 0; i < props_count(p); i++) {
+        const char *k = props_key(p, i), *v = props_value(p, i);
+        props_set(c->all, k, v);
+        if (starts_with(k, "producer.") && k[9])
+            props_set(c->producer, k + 9, v);
+        else if (starts_with(k, "consumer.") && k[9])
+            props_set(c->consumer, k + 9, v);
+        else if (starts_with(k, "admin.") && k[6] && strcmp(k, "admin.listeners") != 0 &&
+                 !starts_with(k, "admin.listeners."))
+            props_set(c->admin, k + 6, v);
+        else if (in_list(k, common_keys, COUNT(common_keys)) ||
+                 has_prefix_in(k, common_prefixes, COUNT(common_prefixes)))
+            props_set(c->common, k, v);
+    }
+}
+
+/* ---- the whole config ---- */
+
+static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
+{
+    ferr_code_t rc;
+    split_passthrough(p, c);
+    if ((rc = get_str(p, "bootstrap.servers", "localhost:9092", &c->bootstrap_servers, err)))
+        return rc;
+    if (!*c->bootstrap_servers)
+        return invalid(err, "bootstrap.servers", props_get(p, "bootstrap.servers"),
+                       "At least one broker (host:port) is required");
+    if ((rc = get_str(p, "group.id", NULL, &c->group_id, err)) ||
+        (rc = get_topic(p, "config.storage.topic", &c->config_topic, err)) ||
+        (rc = get_topic(p, "offset.storage.topic", &c->offset_topic, err)) ||
+        (rc = get_topic(p, "status.storage.topic", &c->status_topic, err)))
+        return rc;
+    if (strcmp(c->offset_topic, c->config_topic) == 0)
+        return invalid(err, "offset.storage.topic", c->offset_topic,
+                       "Must not be the same topic as config.storage.topic");
+    if (strcmp(c->status_topic, c->config_topic) == 0)
+        return invalid(err, "status.storage.topic", c->status_topic,
+                       "Must not be the same topic as config.storage.topic");
+    if (strcmp(c->status_topic, c->offset_topic) == 0)
+        return invalid(err, "status.storage.topic", c->status_topic,
+                       "Must not be the same topic as offset.storage.topic");
+    if ((rc = get_rf(p, "config.storage.replication.factor", &c->config_rf, err)) ||
+        (rc = get_rf(p, "offset.storage.replication.factor", &c->offset_rf, err)) ||
+        (rc = get_rf(p, "status.storage.replication.factor", &c->status_rf, err)) ||
+        (rc = get_partitions(p, "offset.storage.partitions", 25, &c->offset_partitions, err)) ||
+        (rc = get_partitions(p, "status.storage.partitions", 5, &c->status_partitions, err)) ||
+        (rc = get_converter(p, "key.converter", NULL, &c->key_converter, err)) ||
+        (rc = get_converter(p, "value.converter", NULL, &c->value_converter, err)) ||
+        (rc = get_converter(p, "header.converter", SIMPLE_HEADER_CONVERTER, &c->header_converter,
+                            err)) ||
+        (rc = get_rest(p, c, err)) ||
+        (rc = get_num(p, "offset.flush.interval.ms", T_LONG, 60000, 1, INT64_MAX,
+                      &c->offset_flush_interval_ms, err)) ||
+        (rc = get_num(p, "offset.flush.timeout.ms", T_LONG, 5000, 0, INT64_MAX,
+                      &c->offset_flush_timeout_ms, err)) ||
+        (rc = get_num(p, "task.shutdown.graceful.timeout.ms", T_LONG, 5000, 0, INT64_MAX,
+                      &c->task_shutdown_timeout_ms, err)) ||
+        (rc = get_num(p, "scheduled.rebalance.max.delay.ms", T_INT, 0, 0, INT32_MAX,
+                      &c->scheduled_rebalance_max_delay_ms, err)) ||
+        (rc = get_zk(p, c, err)))
+        return rc;
+    return FERR_OK;
+}
+
+wconf_t *wconf_new(const props_t *p, ferr_t *err)
+{
+    wconf_t *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->producer = props_new();
+    c->consumer = props_new();
+    c->admin = props_new();
+    c->common = props_new();
+    c->all = props_new();
+    if (wconf_fill(c, p, err) != FERR_OK) {
+        wconf_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void wconf_destroy(wconf_t *c)
+{
+    if (!c)
+        return;
+    char **strs[] = {&c->bootstrap_servers, &c->group_id,         &c->config_topic,
+                     &c->offset_topic,      &c->status_topic,     &c->listener_scheme,
+                     &c->listener_host,     &c->advertised_host,  &c->advertised_scheme,
+                     &c->key_converter,     &c->value_converter,  &c->header_converter,
+                     &c->zookeeper_connect, &c->zk_root,          &c->zk_hosts};
+    for (size_t i = 0; i < COUNT(strs); i++)
+        free(*strs[i]);
+    props_destroy(c->producer);
+    props_destroy(c->consumer);
+    props_destroy(c->admin);
+    props_destroy(c->common);
+    props_destroy(c->all);
+    free(c);
+}
+
+/* ---- formatting ---- */
+
+static const char *fmt_host_port(char *buf, size_t len, const char *scheme, const char *host,
+                                 int port)
+{
+    int v6 = strchr(host, ':') != NULL;
+    int n = snprintf(buf, len, "%s%s%s%s%s:%d", scheme ? scheme : "", scheme ? "://" : "",
+                     v6 ? "[" : "", host, v6 ? "]" : "", port);
+    return n >= 0 && (size_t)n < len ? buf : NULL;
+}
+
+const char *wconf_worker_id(const wconf_t *c, char *buf, size_t len)
+{
+    return fmt_host_port(buf, len, NULL, c->advertised_host, c->advertised_port);
+}
+
+const char *wconf_rest_url(const wconf_t *c, char *buf, size_t len)
+{
+    return fmt_host_port(buf, len, c->advertised_scheme, c->advertised_host, c->advertised_port);
+}
+
+int wconf_is_secret(const char *key)
+{
+    static const char *const marks[] = {
+        "password", "passwd", "secret", "jaas.config", "basic.auth.", "credential",
+        "ssl.key.pem", "ssl.keystore.key", "private.key", "access.token", "api.key",
+    };
+    for (size_t i = 0; i < COUNT(marks); i++)
+        if (strcasestr(key, marks[i]))
+            return 1;
+    return 0;
+}
+
+/* ---- the summary ---- */
+
+static int is_known(const char *key)
+{
+    return in_list(key, known_keys, COUNT(known_keys)) ||
+           has_prefix_in(key, known_prefixes, COUNT(known_prefixes));
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int log_ignored_listener(const char *entry, size_t i, void *arg)
+{
+    if (i > 0)
+        FLOG(INFO, WORKER, "ignoring listener %s: ferry serves only the first entry of listeners",
+             entry);
+    return 0;
+}
+
+void wconf_log_summary(const wconf_t *c)
+{
+    char num[32];
+    props_t *eff = props_new();
+    props_set(eff, "bootstrap.servers", c->bootstrap_servers);
+    props_set(eff, "group.id", c->group_id);
+    props_set(eff, "config.storage.topic", c->config_topic);
+    props_set(eff, "offset.storage.topic", c->offset_topic);
+    props_set(eff, "status.storage.topic", c->status_topic);
+#define SET_NUM(key, v)                                                                            \
+    do {                                                                                           \
+        snprintf(num, sizeof num, "%lld", (long long)(v));                                         \
+        props_set(eff, key, num);                                                                  \
+    } while (0)
+    SET_NUM("config.storage.replication.factor", c->config_rf);
+    SET_NUM("offset.storage.replication.factor", c->offset_rf);
+    SET_NUM("status.storage.replication.factor", c->status_rf);
+    SET_NUM("offset.storage.partitions", c->offset_partitions);
+    SET_NUM("status.storage.partitions", c->status_partitions);
+    SET_NUM("offset.flush.interval.ms", c->offset_flush_interval_ms);
+    SET_NUM("offset.flush.timeout.ms", c->offset_flush_timeout_ms);
+    SET_NUM("task.shutdown.graceful.timeout.ms", c->task_shutdown_timeout_ms);
+    SET_NUM("scheduled.rebalance.max.delay.ms", c->scheduled_rebalance_max_delay_ms);
+    SET_NUM("zookeeper.session.timeout.ms", c->session_timeout_ms);
+    SET_NUM("rest.advertised.port", c->advertised_port);
+#undef SET_NUM
+    char url[WCONF_URL_MAX];
+    if (fmt_host_port(url, sizeof url, c->listener_scheme, c->listener_host, c->listener_port))
+        props_set(eff, "listeners", url);
+    props_set(eff, "rest.advertised.host.name", c->advertised_host);
+    props_set(eff, "rest.advertised.listener", c->advertised_scheme);
+    props_set(eff, "key.converter", c->key_converter);
+    props_set(eff, "value.converter", c->value_converter);
+    props_set(eff, "header.converter", c->header_converter);
+    props_set(eff, "zookeeper.connect", c->zookeeper_connect);
+    for (size_t i = 0; i < props_count(c->all); i++)
+        if (!props_get(eff, props_key(c->all, i)))
+            props_set(eff, props_key(c->all, i), props_value(c->all, i));
+
+    size_t n = props_count(eff);
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        keys[i] = props_key(eff, i);
+    qsort(keys, n, sizeof *keys, cmp_keys);
+    FLOG(INFO, WORKER, "worker config values:");
+    for (size_t i = 0; i < n; i++)
+        FLOG(INFO, WORKER, "\t%s = %s", keys[i],
+             wconf_is_secret(keys[i]) ? "[hidden]" : props_get(eff, keys[i]));
+    free(keys);
+    props_destroy(eff);
+
+    for (size_t i = 0; i < props_count(c->all); i++)
+        if (!is_known(props_key(c->all, i)))
+            FLOG(INFO, WORKER, "ignoring unknown worker config key %s", props_key(c->all, i));
+    const char *lv = props_get(c->all, "listeners");
+    if (lv)
+        listeners_each(lv, log_ignored_listener, NULL);
+    else if (props_get(c->all, "rest.host.name") || props_get(c->all, "rest.port"))
+        FLOG(WARN, WORKER, "rest.host.name and rest.port are deprecated; use listeners");
+}
