@@ -15,7 +15,10 @@ typedef struct coord coord_t;
 /** Connects to ZooKeeper (zookeeper.connect), registers this worker and starts taking part in
  *  leader election and assignment. The herder is told about leadership and assignments. */
 coord_t *coord_new(const wconf_t *wc, herder_t *h, h2o_loop_t *loop, ferr_t *err);
-/** Leaves the group (deletes this worker's znode) and frees. */
+/** Stops taking part (no more assignments reach the herder) but stays a member, so nobody
+ *  else is given this worker's tasks while it stops them gracefully. */
+void coord_stop(coord_t *co);
+/** Leaves the group (deletes this worker's znodes, so the others rebalance at once) and frees. */
 void coord_destroy(coord_t *co);
 
 #endif

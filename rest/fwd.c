@@ -1,5 +1,6 @@
 /* fwd: request forwarding over libcurl on helper threads. See fwd.h. */
 #include "rest/fwd.h"
+#include "worker/evq.h"
 
 #include <curl/curl.h>
 #include <h2o/multithread.h>
@@ -22,6 +23,7 @@ typedef struct fwd_job {
 } fwd_job_t;
 
 struct fwd {
+    h2o_loop_t *loop;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     long timeout_ms;
@@ -150,6 +152,7 @@ fwd_t *fwd_new(h2o_loop_t *loop, long timeout_ms)
 {
     fwd_t *f = calloc(1, sizeof *f);
     f->timeout_ms = timeout_ms;
+    f->loop = loop;
     f->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(f->queue, &f->receiver, on_results);
     return f;
@@ -194,11 +197,13 @@ void fwd_destroy(fwd_t *f)
 {
     if (!f)
         return;
-    atomic_store(&f->closing, 1);
-    /* Wait for running threads (each bounded by its timeout); results still queued are dropped. */
-    h2o_multithread_unregister_receiver(f->queue, &f->receiver);
+    /* Wait for running threads, then deliver what they posted; one still running after 10 s
+     * drops its result instead of posting to a receiver that is gone. */
     for (int i = 0; i < 1000 && atomic_load(&f->inflight) > 0; i++)
         usleep(10 * 1000);
+    atomic_store(&f->closing, 1);
+    evq_drain(f->loop);
+    h2o_multithread_unregister_receiver(f->queue, &f->receiver);
     h2o_multithread_destroy_queue(f->queue);
     free(f);
 }

@@ -185,14 +185,31 @@ static rreq_t *rreq_new(rest_t *r, h2o_req_t *req)
     return rr;
 }
 
+/* The herder's Location is "/connectors/<name>" with the raw name; the header carries a URI,
+ * so the name is percent-encoded (as one segment: a '/' in the name becomes %2F). malloc'd. */
+static char *location_uri(const char *loc)
+{
+    const char *slash = strchr(loc + 1, '/');
+    if (!slash)
+        return strdup(loc);
+    char *esc = curl_easy_escape(NULL, slash + 1, 0), *out;
+    if (asprintf(&out, "%.*s%s", (int)(slash + 1 - loc), loc, esc) < 0)
+        abort();
+    curl_free(esc);
+    return out;
+}
+
 static void on_herder_done(void *arg, herder_result_t *res)
 {
     rreq_t *rr = arg;
     if (rr->req) {
-        if (res->err.code)
+        if (res->err.code) {
             send_error(rr->req, rest_status_of(res->err.code), "%s", res->err.msg);
-        else
-            send_json(rr->req, res->status, res->body, res->location);
+        } else {
+            char *loc = res->location ? location_uri(res->location) : NULL;
+            send_json(rr->req, res->status, res->body, loc);
+            free(loc);
+        }
     }
     rreq_unref(rr);
 }
@@ -478,7 +495,8 @@ static int do_root(call_t *c)
 
 static int do_health(call_t *c)
 {
-    if (!herder_ready(c->r->h))
+    /* Ready = storage topics read and the group joined (a leader is known), so writes work. */
+    if (!herder_ready(c->r->h) || !herder_leader_url(c->r->h))
         return answer(c, FERR_OK, NULL,
                       json_pack("{s:s,s:s}", "status", "starting", "message",
                                 "Worker is still starting up. Reading the config topic to its end."),
@@ -613,78 +631,110 @@ static int do_task_restart_forward(call_t *c, const char *owner)
     return 0;
 }
 
+static int do_task_post(call_t *c, const char *name)
+{
+    json_t *body = read_body(c, 0);
+    if (!body)
+        return 0;
+    if (!json_is_array(body)) {
+        json_decref(body);
+        return send_error(c->req, 400, "Task configs must be a JSON array of objects");
+    }
+    if (leader_or_forward(c))
+        herder_put_task_configs(c->r->h, name, body, on_herder_done, rreq_new(c->r, c->req));
+    json_decref(body);
+    return 0;
+}
+
+/* /connectors/{name}/tasks/{id}/(status|restart): 404 for another last segment or a bad id,
+ * 405 for a known path with the wrong method. */
+static int do_one_task(call_t *c, const char *name)
+{
+    herder_t *h = c->r->h;
+    int status = !strcmp(c->segs[4], "status"), id;
+    if (!status && strcmp(c->segs[4], "restart"))
+        return send_error(c->req, 404, "HTTP 404 Not Found");
+    if (parse_task_id(c, c->segs[3], &id))
+        return 0;
+    if (!is_method(c, status ? "GET" : "POST"))
+        return send_error(c->req, 405, "HTTP 405 Method Not Allowed");
+    json_t *o = NULL;
+    ferr_t e;
+    if (status) {
+        ferr_code_t rc = herder_task_status(h, name, id, &o, &e);
+        return answer(c, rc, &e, o, 200);
+    }
+    char *owner = NULL;
+    ferr_code_t rc = herder_restart_task(h, name, id, &owner, &e);
+    int ret = rc == FERR_CONFLICT && owner ? do_task_restart_forward(c, owner) : answer(c, rc, &e, NULL, 204);
+    free(owner);
+    return ret;
+}
+
+static int do_restart(call_t *c, const char *name)
+{
+    int inc, only;
+    if (bool_param(c, "includeTasks", 0, &inc) || bool_param(c, "onlyFailed", 0, &only))
+        return 0;
+    if (leader_or_forward(c))
+        herder_restart_connector(c->r->h, name, inc, only, on_herder_done, rreq_new(c->r, c->req));
+    return 0;
+}
+
+static int do_target(call_t *c, const char *name, const char *sub)
+{
+    const char *target = !strcmp(sub, "pause") ? "PAUSED" : !strcmp(sub, "stop") ? "STOPPED" : "STARTED";
+    if (leader_or_forward(c))
+        herder_set_target(c->r->h, name, target, on_herder_done, rreq_new(c->r, c->req));
+    return 0;
+}
+
+/* Paths under /connectors/{name}/: each known path checks its methods (405 otherwise);
+ * an unknown path is a 404. */
 static int do_connector_sub(call_t *c, const char *name)
 {
-    rest_t *r = c->r;
-    herder_t *h = r->h;
+    herder_t *h = c->r->h;
     const char *sub = c->segs[2];
     json_t *o = NULL;
     ferr_t e;
     ferr_code_t rc;
-    if (c->nsegs == 3 && !strcmp(sub, "config")) {
+    int three = c->nsegs == 3;
+    if (three && !strcmp(sub, "config")) {
         if (is_method(c, "GET"))
             return rc = herder_config(h, name, &o, &e), answer(c, rc, &e, o, 200);
         if (is_method(c, "PUT") || is_method(c, "PATCH"))
             return do_put_config(c, name, is_method(c, "PATCH"));
-    } else if (c->nsegs == 3 && !strcmp(sub, "status") && is_method(c, "GET")) {
-        return rc = herder_status(h, name, &o, &e), answer(c, rc, &e, o, 200);
-    } else if (c->nsegs == 3 && !strcmp(sub, "tasks")) {
+    } else if (three && !strcmp(sub, "status")) {
+        if (is_method(c, "GET"))
+            return rc = herder_status(h, name, &o, &e), answer(c, rc, &e, o, 200);
+    } else if (three && !strcmp(sub, "tasks")) {
         if (is_method(c, "GET"))
             return rc = herder_tasks(h, name, 0, &o, &e), answer(c, rc, &e, o, 200);
-        if (is_method(c, "POST")) { /* internal: task configs from a follower's connector */
-            json_t *body = read_body(c, 0);
-            if (!body)
-                return 0;
-            if (!json_is_array(body)) {
-                json_decref(body);
-                return send_error(c->req, 400, "Task configs must be a JSON array of objects");
-            }
-            if (leader_or_forward(c))
-                herder_put_task_configs(h, name, body, on_herder_done, rreq_new(r, c->req));
-            json_decref(body);
-            return 0;
+        if (is_method(c, "POST")) /* internal: task configs from a follower's connector */
+            return do_task_post(c, name);
+    } else if (three && !strcmp(sub, "tasks-config")) {
+        if (is_method(c, "GET")) {
+            FLOG(WARN, REST, "GET /connectors/{name}/tasks-config is deprecated; use GET /connectors/{name}/tasks");
+            return rc = herder_tasks(h, name, 1, &o, &e), answer(c, rc, &e, o, 200);
         }
-    } else if (c->nsegs == 3 && !strcmp(sub, "tasks-config") && is_method(c, "GET")) {
-        FLOG(WARN, REST, "GET /connectors/{name}/tasks-config is deprecated; use GET /connectors/{name}/tasks");
-        return rc = herder_tasks(h, name, 1, &o, &e), answer(c, rc, &e, o, 200);
     } else if (c->nsegs == 5 && !strcmp(sub, "tasks")) {
-        int id;
-        if (parse_task_id(c, c->segs[3], &id))
-            return 0;
-        if (!strcmp(c->segs[4], "status") && is_method(c, "GET"))
-            return rc = herder_task_status(h, name, id, &o, &e), answer(c, rc, &e, o, 200);
-        if (!strcmp(c->segs[4], "restart") && is_method(c, "POST")) {
-            char *owner = NULL;
-            rc = herder_restart_task(h, name, id, &owner, &e);
-            if (rc == FERR_CONFLICT && owner) {
-                int ret = do_task_restart_forward(c, owner);
-                free(owner);
-                return ret;
-            }
-            free(owner);
-            return answer(c, rc, &e, NULL, 204);
-        }
-    } else if (c->nsegs == 3 && !strcmp(sub, "restart") && is_method(c, "POST")) {
-        int inc, only;
-        if (bool_param(c, "includeTasks", 0, &inc) || bool_param(c, "onlyFailed", 0, &only))
-            return 0;
-        if (leader_or_forward(c))
-            herder_restart_connector(h, name, inc, only, on_herder_done, rreq_new(r, c->req));
-        return 0;
-    } else if (c->nsegs == 3 && is_method(c, "PUT") &&
-               (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "stop"))) {
-        const char *target = !strcmp(sub, "pause") ? "PAUSED" : !strcmp(sub, "stop") ? "STOPPED" : "STARTED";
-        if (leader_or_forward(c))
-            herder_set_target(h, name, target, on_herder_done, rreq_new(r, c->req));
-        return 0;
-    } else if (c->nsegs == 3 && !strcmp(sub, "topics") && is_method(c, "GET")) {
-        return rc = herder_topics(h, name, &o, &e), answer(c, rc, &e, o, 200);
-    } else if (c->nsegs == 4 && !strcmp(sub, "topics") && !strcmp(c->segs[3], "reset") && is_method(c, "PUT")) {
+        return do_one_task(c, name);
+    } else if (three && !strcmp(sub, "restart")) {
+        if (is_method(c, "POST"))
+            return do_restart(c, name);
+    } else if (three && (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "stop"))) {
+        if (is_method(c, "PUT"))
+            return do_target(c, name, sub);
+    } else if (three && !strcmp(sub, "topics")) {
+        if (is_method(c, "GET"))
+            return rc = herder_topics(h, name, &o, &e), answer(c, rc, &e, o, 200);
+    } else if (c->nsegs == 4 && !strcmp(sub, "topics") && !strcmp(c->segs[3], "reset")) {
         /* Active topics are derived from the task configs, so there is nothing stored to clear. */
-        return send_json(c->req, 202, NULL, NULL), 0;
-    } else if (c->nsegs == 3 && !strcmp(sub, "offsets") &&
-               (is_method(c, "GET") || is_method(c, "PATCH") || is_method(c, "DELETE"))) {
-        return do_offsets(c, name);
+        if (is_method(c, "PUT"))
+            return send_json(c->req, 202, NULL, NULL), 0;
+    } else if (three && !strcmp(sub, "offsets")) {
+        if (is_method(c, "GET") || is_method(c, "PATCH") || is_method(c, "DELETE"))
+            return do_offsets(c, name);
     } else {
         return send_error(c->req, 404, "HTTP 404 Not Found");
     }
@@ -822,6 +872,32 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+static void on_task_configs_sent(void *arg, fwd_result_t *fr)
+{
+    char *name = arg;
+    if (fr->status != 204 && fr->status != 200)
+        FLOG(WARN, REST, "sending task configs of %s to the leader failed: %s", name,
+             fr->status ? fr->body : fr->error);
+    free(name);
+}
+
+/* Task configs generated by a connector instance on this follower go to the leader. */
+static void send_task_configs(void *arg, const char *leader_url, const char *name, const json_t *configs)
+{
+    rest_t *r = arg;
+    char *esc = curl_easy_escape(NULL, name, 0), *url;
+    if (asprintf(&url, "%s/connectors/%s/tasks?forward=true", leader_url, esc) < 0)
+        abort();
+    char *body = json_dumps(configs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *arg2 = strdup(name);
+    if (fwd_request(r->fwd, "POST", url, body, strlen(body), "application/json", NULL,
+                    on_task_configs_sent, arg2))
+        free(arg2);
+    curl_free(esc);
+    free(url);
+    free(body);
+}
+
 rest_t *rest_new(h2o_hostconf_t *host, herder_t *h, const wconf_t *wc, h2o_loop_t *loop)
 {
     rest_t *r = calloc(1, sizeof *r);
@@ -833,6 +909,7 @@ rest_t *rest_new(h2o_hostconf_t *host, herder_t *h, const wconf_t *wc, h2o_loop_
     rh->super.on_req = on_req;
     rh->r = r;
     r->handler = &rh->super;
+    herder_on_task_configs(h, send_task_configs, r);
     return r;
 }
 

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "worker/cstate.h"
+#include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
 #include "worker/repl.h"
@@ -78,6 +79,7 @@ struct herder {
     int leader, solo;
     int64_t generation;
     int ready, startup_left;
+    int closing; /* herder_destroy runs: deliveries are drained, nothing new starts */
     json_t *assigned; /* set of "task-id\tname" strings; NULL in solo mode */
     hconn_t *conns;
     htask_t *tasks;
@@ -88,6 +90,8 @@ struct herder {
     h2o_multithread_receiver_t conn_recv, task_recv;
     void (*on_change)(void *);
     void *on_change_arg;
+    void (*task_configs_fn)(void *, const char *, const char *, const json_t *);
+    void *task_configs_arg;
     char *cluster_id;
 };
 
@@ -145,7 +149,7 @@ static int owned(const herder_t *h, const char *name, int task)
 
 static void notify_change(herder_t *h)
 {
-    if (h->on_change)
+    if (h->on_change && !h->closing)
         h->on_change(h->on_change_arg);
 }
 
@@ -304,6 +308,7 @@ static void on_store(void *arg, store_ev_t *ev)
         }
         break;
     case OP_OFFSETS_SYNC:
+        FLOG(DEBUG, WORKER, "offsets read to the end: %zu stored offset(s) known", json_object_size(h->offsets));
         h->offsets_syncing = 0;
         h->offsets_fresh = !ev->err;
         reconcile(h);
@@ -496,10 +501,11 @@ static void reconcile_tasks(herder_t *h)
 
 static void reconcile(herder_t *h)
 {
-    if (!h->ready)
+    if (!h->ready || h->closing)
         return;
     reconcile_connectors(h);
     reconcile_tasks(h);
+    notify_change(h);
 }
 
 /* Task configs from a connector instance: written by the leader, forwarded otherwise. */
@@ -509,9 +515,12 @@ static void submit_task_configs(herder_t *h, const char *name, json_t *configs)
         herder_put_task_configs(h, name, configs, NULL, NULL);
         return;
     }
-    /* A follower's connector instance: the coordinator's leader writes task configs for
-     * every connector itself (see coordinator), so nothing to do here. */
-    FLOG(DEBUG, WORKER, "connector %s: task configs changed; leader will write them", name);
+    /* A follower's connector instance sends them to the leader, as Kafka Connect does; a
+     * failure is retried when the instance reports again (every topic.poll.interval.ms). */
+    if (h->task_configs_fn && h->leader_url)
+        h->task_configs_fn(h->task_configs_arg, h->leader_url, name, configs);
+    else
+        FLOG(DEBUG, WORKER, "connector %s: task configs changed but no leader is known yet", name);
 }
 
 static void on_conn_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
@@ -628,6 +637,7 @@ void herder_destroy(herder_t *h)
 {
     if (!h)
         return;
+    h->closing = 1;
     while (h->conns)
         conn_remove(h, h->conns);
     for (htask_t *t = h->tasks; t; t = t->next)
@@ -643,7 +653,7 @@ void herder_destroy(herder_t *h)
         free(op);
     }
     if (h->queue) {
-        /* Drop messages still queued by threads that are gone now. */
+        evq_drain(h->loop); /* deliver what the stopped threads posted */
         h2o_multithread_unregister_receiver(h->queue, &h->conn_recv);
         h2o_multithread_unregister_receiver(h->queue, &h->task_recv);
         h2o_multithread_destroy_queue(h->queue);
@@ -733,6 +743,29 @@ void herder_configured(const herder_t *h, assign_list_t *out)
             assign_list_add(out, cc->name, id);
     }
     assign_list_sort(out);
+}
+
+void herder_on_task_configs(herder_t *h, void (*fn)(void *, const char *, const char *, const json_t *),
+                            void *arg)
+{
+    h->task_configs_fn = fn;
+    h->task_configs_arg = arg;
+}
+
+void herder_fence(herder_t *h)
+{
+    json_decref(h->assigned);
+    h->assigned = json_object();
+    h->solo = 0;
+    h->leader = 0;
+    while (h->conns)
+        conn_remove(h, h->conns);
+    for (htask_t *t = h->tasks; t; t = t->next) {
+        t->state = HT_STOPPING;
+        t->restart = 0;
+        rtask_fence(t->rt);
+    }
+    notify_change(h);
 }
 
 void herder_on_change(herder_t *h, void (*cb)(void *arg), void *arg)

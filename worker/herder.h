@@ -64,6 +64,14 @@ void herder_holding(const herder_t *h, assign_list_t *out);
 void herder_configured(const herder_t *h, assign_list_t *out);
 /** Called when holding or configuration changes (coordinator re-checks); may be NULL. */
 void herder_on_change(herder_t *h, void (*cb)(void *arg), void *arg);
+/** Stops every task and connector at once, without the graceful flush (the worker may no
+ *  longer own them: it lost ZooKeeper), and forgets the assignment. */
+void herder_fence(herder_t *h);
+/** Where task configs generated here go when this worker is not the leader: @p fn must send
+ *  them to the leader (POST /connectors/{name}/tasks). @p configs is borrowed. */
+void herder_on_task_configs(herder_t *h, void (*fn)(void *arg, const char *leader_url, const char *name,
+                                                    const json_t *configs),
+                            void *arg);
 /** Config-topic position this worker has applied. */
 int64_t herder_config_offset(const herder_t *h);
 

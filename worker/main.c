@@ -162,6 +162,7 @@ int main(int argc, char **argv)
 
     int rc = 0;
     char why[512] = "";
+    coord_t *co = NULL;
     herder_t *h = herder_new(wc, loop, &err);
     if (!h) {
         fprintf(stderr, "ferry-worker: %s\n", err.msg);
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
     h2o_socket_t *ssock = h2o_evloop_socket_create(loop, sig_pipe[0], 0);
     h2o_socket_read_start(ssock, on_sig_readable);
 
-    coord_t *co = coord_new(wc, h, loop, &err);
+    co = coord_new(wc, h, loop, &err);
     if (!co) {
         fprintf(stderr, "ferry-worker: %s\n", err.msg);
         rc = 1;
@@ -193,14 +194,17 @@ int main(int argc, char **argv)
              wc->listener_port, herder_worker_id(h));
         while (!stopping && h2o_evloop_run(loop, 1000) == 0)
             ;
-        FLOG(INFO, WORKER, "stopping: leaving the group, stopping tasks");
-        coord_destroy(co);
+        /* Graceful stop: stop tasks while still a member (no one else may take them yet), each
+         * flushing its producer and storing offsets, then leave the group. */
+        FLOG(INFO, WORKER, "stopping: finishing in-flight batches and storing offsets");
+        coord_stop(co);
     }
     h2o_socket_read_stop(lsock);
     h2o_socket_close(lsock);
     h2o_socket_close(ssock);
 out_rest:
-    herder_destroy(h); /* stops tasks: flush, store offsets */
+    herder_destroy(h);
+    coord_destroy(co);
     rest_destroy(rest);
     h2o_context_dispose(&ctx);
 out:

@@ -602,14 +602,13 @@ static void *conn_main(void *arg)
                 FLOG(WARN, CONN, "connector %s: %s (retrying)", rc->name, err.msg);
         } else {
             failures = 0;
-            if (forced || !rc->last || !json_equal(sel, rc->last)) {
+            /* Reported every round, changed or not: the herder compares with the committed
+             * task configs, and a report that could not reach the leader is retried this way. */
+            if (forced || !rc->last || !json_equal(sel, rc->last))
                 ensure_destination(rc, sel);
-                json_decref(rc->last);
-                rc->last = json_incref(sel);
-                conn_post(rc, sel, NULL);
-            } else {
-                json_decref(sel);
-            }
+            json_decref(rc->last);
+            rc->last = json_incref(sel);
+            conn_post(rc, sel, NULL);
         }
         pthread_mutex_lock(&rc->lock);
         if (rc->stop || rc->refresh)

@@ -48,7 +48,7 @@ struct rtask {
     const wconf_t *wc;
     h2o_multithread_receiver_t *recv;
     pthread_t thread;
-    atomic_int stop, paused;
+    atomic_int stop, paused, fenced;
     atomic_uint_fast64_t records, bytes, flushed;
     /* thread-owned */
     rd_kafka_t *cons, *prod;
@@ -337,6 +337,8 @@ static void flush_offsets(rtask_t *t)
                               RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
         if (!e)
             tp->written = tp->acked;
+        FLOG(DEBUG, TASK, "task %s-%d: offset %s -> %s (%s)", t->connector, t->task, k, v,
+             e ? rd_kafka_err2str(e) : "queued");
         free(k);
         free(v);
     }
@@ -469,10 +471,13 @@ static void shutdown_clients(rtask_t *t)
         rd_kafka_consumer_close(t->cons);
     }
     if (t->prod) {
-        /* Finish in-flight batches, then store the offsets they acknowledged. */
-        rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
-        flush_offsets(t);
-        rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+        /* Finish in-flight batches, then store the offsets they acknowledged; a fenced task
+         * drops what it has not sent instead. */
+        if (!atomic_load(&t->fenced)) {
+            rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
+            flush_offsets(t);
+            rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+        }
         rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(t->prod, 0);
         for (int i = 0; i < t->ntopics; i++)
@@ -531,6 +536,12 @@ void rtask_set_paused(rtask_t *t, int paused)
 
 void rtask_stop(rtask_t *t)
 {
+    atomic_store(&t->stop, 1);
+}
+
+void rtask_fence(rtask_t *t)
+{
+    atomic_store(&t->fenced, 1);
     atomic_store(&t->stop, 1);
 }
 

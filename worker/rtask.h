@@ -60,6 +60,9 @@ rtask_t *rtask_new(const rtask_params_t *p);
 void rtask_set_paused(rtask_t *t, int paused);
 /** Asks the thread to stop gracefully (flush, store offsets); an EXITED event follows. */
 void rtask_stop(rtask_t *t);
+/** Stops at once: unsent records are dropped and no offsets are written (the worker lost its
+ *  claim on the partitions). An EXITED event follows. */
+void rtask_fence(rtask_t *t);
 /** Joins and frees; call after EXITED (or it waits). Accepts NULL. */
 void rtask_destroy(rtask_t *t);
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
 
@@ -34,6 +35,7 @@ typedef struct op {
 } op_t;
 
 struct store {
+    h2o_loop_t *loop;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     store_cb_t cb;
@@ -166,6 +168,8 @@ static void start_sync(store_t *st, op_t *op)
             return;
         }
         op->targets[p] = hi;
+        FLOG(DEBUG, STORE, "sync %llu: %s[%d] high watermark %lld, read up to %lld",
+             (unsigned long long)op->token, st->topics[t], p, (long long)hi, (long long)st->pos[t][p]);
     }
     op->next = st->syncs;
     st->syncs = op;
@@ -180,6 +184,7 @@ static void check_syncs(store_t *st)
         for (int p = 0; p < st->parts[op->topic] && ready; p++)
             ready = st->pos[op->topic][p] >= op->targets[p];
         if (ready) {
+            FLOG(DEBUG, STORE, "sync %llu of %s done", (unsigned long long)op->token, st->topics[op->topic]);
             *pp = op->next;
             post_done(st, op);
         } else {
@@ -455,6 +460,7 @@ store_t *store_new(const wconf_t *wc, h2o_loop_t *loop, store_cb_t cb, void *arg
         store_destroy(st, 0);
         return NULL;
     }
+    st->loop = loop;
     st->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(st->queue, &st->receiver, on_messages);
     atomic_store(&st->running, 1);
@@ -489,6 +495,7 @@ void store_destroy(store_t *st, int timeout_ms)
             op_free(op);
         }
     if (st->queue) {
+        evq_drain(st->loop); /* deliver what the thread posted before it stopped */
         h2o_multithread_unregister_receiver(st->queue, &st->receiver);
         h2o_multithread_destroy_queue(st->queue);
     }

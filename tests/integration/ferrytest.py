@@ -411,13 +411,14 @@ class Worker:
         return tail(self.logpath, lines)
 
     def wait_ready(self, timeout=30):
-        """Waits until GET / answers 200; fails at once if the process exits."""
+        """Waits until GET /health answers 200 (storage read, group joined, leader known);
+        fails at once if the process exits."""
         def ready():
             if not self.alive():
                 rc = self.proc.returncode if self.proc else None
                 raise AssertionError(f"worker {self.idx} exited (rc={rc}) before it was ready:\n"
                                      f"{self.log_tail()}")
-            return http("GET", self.url + "/", timeout=2)[0] == 200
+            return http("GET", self.url + "/health", timeout=2)[0] == 200
         wait_until(ready, timeout, what=f"worker {self.idx} REST at {self.url}")
         log(f"worker {self.idx} ready")
 
