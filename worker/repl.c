@@ -79,8 +79,10 @@ int repl_class_matches(const char *cls)
         return 0;
     const char *dot = strrchr(cls, '.');
     const char *simple = dot ? dot + 1 : cls;
-    if (dot && (dot == cls || dot[-1] == '.'))
-        return 0;
+    /* a package prefix is dotted segments, none of them empty */
+    for (const char *p = cls; p < simple; p++)
+        if (*p == '.' && (p == cls || p[-1] == '.'))
+            return 0;
     return strcmp(simple, REPL_CLASS) == 0 || strcmp(simple, "EMRReplicatorSource") == 0;
 }
 

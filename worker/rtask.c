@@ -62,6 +62,8 @@ struct rtask {
     int provenance;
     const char *src_alias, *dst_alias;
     int max_poll;
+    int owning;
+    char worker_id[300];
 };
 
 void rtask_ev_free(rtask_ev_t *ev)
@@ -303,6 +305,17 @@ static int check_destination(rtask_t *t)
     return 0;
 }
 
+/* One line per partition when this task starts or stops writing it, with wall-clock
+ * milliseconds: tests merge these lines from every worker to prove no two owners overlap. */
+static void log_ownership(const rtask_t *t, const char *what)
+{
+    int64_t now = kutil_wall_ms();
+    for (int i = 0; i < t->nparts; i++)
+        FLOG(INFO, TASK, "ownership %s task=%s-%d partition=%s:%d worker=%s at=%lld", what, t->connector,
+             t->task, t->topics[t->parts[i].topic].name, t->parts[i].partition, t->worker_id,
+             (long long)now);
+}
+
 static int assign(rtask_t *t)
 {
     int latest = !strcmp(cfg(t, "offset.start", "earliest"), "latest");
@@ -318,6 +331,8 @@ static int assign(rtask_t *t)
         fail(t, "cannot assign source partitions: %s", rd_kafka_err2str(e));
         return -1;
     }
+    t->owning = 1;
+    log_ownership(t, "acquire");
     return 0;
 }
 
@@ -489,6 +504,8 @@ static void shutdown_clients(rtask_t *t)
     }
     if (t->cons)
         rd_kafka_destroy(t->cons);
+    if (t->owning)
+        log_ownership(t, "release"); /* the producer is gone: nothing more can be written */
 }
 
 static void *task_main(void *arg)
@@ -518,6 +535,7 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->offsets = p->offsets ? json_deep_copy(p->offsets) : json_object();
     t->wc = p->wc;
     t->recv = p->recv;
+    wconf_worker_id(p->wc, t->worker_id, sizeof t->worker_id);
     atomic_store(&t->paused, p->paused);
     t->provenance = !strcasecmp(cfg(t, "provenance.header.enable", "false"), "true");
     t->src_alias = cfg(t, "src.cluster.alias", "source");
