@@ -324,6 +324,14 @@ static void connect_zk(coord_t *co)
         FLOG(ERROR, COORD, "cannot create a ZooKeeper handle for %s", co->wc->zk_hosts);
 }
 
+static void last_clear(coord_t *co)
+{
+    if (co->have_last)
+        proto_assignment_dispose(&co->last);
+    co->have_last = 0;
+    memset(&co->last, 0, sizeof co->last);
+}
+
 static void drop_session(coord_t *co)
 {
     if (co->zh)
@@ -331,7 +339,7 @@ static void drop_session(coord_t *co)
     co->zh = NULL;
     co->registered = 0;
     co->leader = 0;
-    co->have_last = 0;
+    last_clear(co);
 }
 
 /* ---- coord thread: leadership --------------------------------------------------------- */
@@ -387,7 +395,7 @@ static void elect(coord_t *co)
         if (!co->leader) {
             FLOG(INFO, COORD, "%s is now the leader of group %s", co->member_name, co->wc->group_id);
             co->leader = 1;
-            co->have_last = 0;
+            last_clear(co);
             co->dirty = 1;
             publish_leader(co);
         }
@@ -524,10 +532,7 @@ static int read_last(coord_t *co)
     int len = ZBUF_MAX;
     struct Stat st;
     int rc = zoo_get(co->zh, co->assign_path, 0, co->buf, &len, &st);
-    if (co->have_last)
-        proto_assignment_dispose(&co->last);
-    co->have_last = 0;
-    memset(&co->last, 0, sizeof co->last);
+    last_clear(co);
     if (rc == ZNONODE) {
         co->last_version = -2; /* create it */
         return 0;
@@ -813,8 +818,7 @@ void coord_destroy(coord_t *co)
     h2o_multithread_unregister_receiver(co->queue, &co->recv);
     h2o_multithread_destroy_queue(co->queue);
     members_free(co);
-    if (co->have_last)
-        proto_assignment_dispose(&co->last);
+    last_clear(co);
     while (co->departed) {
         departed_t *d = co->departed;
         co->departed = d->next;

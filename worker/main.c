@@ -21,6 +21,7 @@
 
 #include "coordinator/coord.h"
 #include "rest/rest.h"
+#include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/herder.h"
 #include "worker/props.h"
@@ -207,7 +208,9 @@ out_rest:
     coord_destroy(co);
     rest_destroy(rest);
     h2o_context_dispose(&ctx);
+    evq_drain(loop); /* h2o frees closed sockets (and queues) on the next loop round */
 out:
+    h2o_evloop_destroy(loop);
     h2o_config_dispose(&config);
     wconf_destroy(wc);
     curl_global_cleanup();
