@@ -126,6 +126,16 @@ static int assign_item_qcmp(const void *a, const void *b)
     return assign_item_cmp(a, b);
 }
 
+int assign_list_equal(const assign_list_t *a, const assign_list_t *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->items[i].task != b->items[i].task || strcmp(a->items[i].connector, b->items[i].connector))
+            return 0;
+    return 1;
+}
+
 void assign_list_sort(assign_list_t *l)
 {
     if (l->n > 1)

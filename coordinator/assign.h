@@ -41,6 +41,8 @@ void assign_list_add(assign_list_t *l, const char *connector, int task);
 void assign_list_copy(assign_list_t *dst, const assign_list_t *src);
 /** @returns 1 if the list holds {connector, task}, else 0. Linear scan. */
 int assign_list_contains(const assign_list_t *l, const char *connector, int task);
+/** @returns 1 if both lists hold the same items in the same order, else 0. */
+int assign_list_equal(const assign_list_t *a, const assign_list_t *b);
 /** @brief Sorts by connector name (strcmp), then task index (the connector instance first). */
 void assign_list_sort(assign_list_t *l);
 

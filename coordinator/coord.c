@@ -133,16 +133,6 @@ static char *path_join(const char *a, const char *b)
     return s;
 }
 
-static int lists_equal(const assign_list_t *a, const assign_list_t *b)
-{
-    if (a->n != b->n)
-        return 0;
-    for (size_t i = 0; i < a->n; i++)
-        if (a->items[i].task != b->items[i].task || strcmp(a->items[i].connector, b->items[i].connector))
-            return 0;
-    return 1;
-}
-
 static void post(coord_t *co, coord_msg_t *m)
 {
     h2o_multithread_send_message(&co->recv, &m->super);
@@ -230,7 +220,7 @@ static void on_herder_change(void *arg)
     herder_configured(co->h, &conf);
     int ready = herder_ready(co->h);
     pthread_mutex_lock(&co->lock);
-    if (!lists_equal(&hold, &co->snap_holding) || !lists_equal(&conf, &co->snap_configured) ||
+    if (!assign_list_equal(&hold, &co->snap_holding) || !assign_list_equal(&conf, &co->snap_configured) ||
         ready != co->snap_ready) {
         assign_list_copy(&co->snap_holding, &hold);
         assign_list_copy(&co->snap_configured, &conf);
@@ -615,7 +605,7 @@ static void rebalance(coord_t *co)
     int changed = !co->have_last || co->last.n != n || strcmp(co->last.leader, co->member_name);
     for (size_t i = 0; i < n && !changed; i++) {
         const proto_assignment_entry_t *e = last_entry(co, ws[i].id);
-        changed = !e || !lists_equal(&e->assigned, &ws[i].assigned) || ws[i].revoked.n;
+        changed = !e || !assign_list_equal(&e->assigned, &ws[i].assigned) || ws[i].revoked.n;
     }
     if (changed) {
         proto_assignment_t a = {.generation = (co->have_last ? co->last.generation : 0) + 1,
@@ -659,7 +649,7 @@ static void take_snapshot(coord_t *co)
 {
     pthread_mutex_lock(&co->lock);
     assign_list_copy(&co->holding, &co->snap_holding);
-    int conf_changed = !lists_equal(&co->configured, &co->snap_configured) || co->ready != co->snap_ready;
+    int conf_changed = !assign_list_equal(&co->configured, &co->snap_configured) || co->ready != co->snap_ready;
     assign_list_copy(&co->configured, &co->snap_configured);
     co->ready = co->snap_ready;
     pthread_mutex_unlock(&co->lock);
@@ -705,7 +695,7 @@ static void serve(coord_t *co, int flags)
     }
     if (flags & (EV_ASSIGN | EV_SESSION))
         read_assignment(co);
-    if (!lists_equal(&co->holding, &co->acked_holding))
+    if (!assign_list_equal(&co->holding, &co->acked_holding))
         write_ack(co);
 }
 

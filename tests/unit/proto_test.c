@@ -65,16 +65,6 @@ static void assignment_fixture(proto_assignment_t *a, size_t nentries, size_t ni
     }
 }
 
-static int lists_equal(const assign_list_t *a, const assign_list_t *b)
-{
-    if (a->n != b->n)
-        return 0;
-    for (size_t i = 0; i < a->n; i++)
-        if (a->items[i].task != b->items[i].task || strcmp(a->items[i].connector, b->items[i].connector))
-            return 0;
-    return 1;
-}
-
 /* ---- hand-built messages ---- */
 
 typedef struct mb {
@@ -250,8 +240,8 @@ static void check_assignment_roundtrip(size_t nentries, size_t nitems)
         CU_ASSERT_STRING_EQUAL(out.entries[i].member, in.entries[i].member);
         CU_ASSERT_STRING_EQUAL(out.entries[i].worker_id, in.entries[i].worker_id);
         CU_ASSERT_STRING_EQUAL(out.entries[i].rest_url, in.entries[i].rest_url);
-        CU_ASSERT(lists_equal(&out.entries[i].assigned, &in.entries[i].assigned));
-        CU_ASSERT(lists_equal(&out.entries[i].revoked, &in.entries[i].revoked));
+        CU_ASSERT(assign_list_equal(&out.entries[i].assigned, &in.entries[i].assigned));
+        CU_ASSERT(assign_list_equal(&out.entries[i].revoked, &in.entries[i].revoked));
     }
     proto_assignment_dispose(&out);
     proto_assignment_dispose(&in);
@@ -299,7 +289,7 @@ static void test_ack_roundtrip(void)
     assign_list_add(&in.holding, "a", 1); /* a second run of "a" stays a separate group */
     CU_ASSERT_EQUAL_FATAL(proto_ack_encode(&in, &buf, &len), FERR_OK);
     CU_ASSERT_EQUAL_FATAL(proto_ack_decode(buf, len, &out, NULL), FERR_OK);
-    CU_ASSERT(lists_equal(&in.holding, &out.holding));
+    CU_ASSERT(assign_list_equal(&in.holding, &out.holding));
     CU_ASSERT_STRING_EQUAL(out.member, "member-3");
     proto_ack_dispose(&out);
     assign_list_dispose(&in.holding);
