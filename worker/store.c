@@ -457,6 +457,10 @@ store_t *store_new(const wconf_t *wc, h2o_loop_t *loop, store_cb_t cb, void *arg
         ensure_topic(st, STORE_OFFSET, wc->offset_partitions, wc->offset_rf, err) ||
         ensure_topic(st, STORE_STATUS, wc->status_partitions, wc->status_rf, err) ||
         assign_all(st, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        ferr_set(err, err->code, "cannot use the storage topics on bootstrap.servers=%s: %s",
+                 wc->bootstrap_servers, why);
         store_destroy(st, 0);
         return NULL;
     }
