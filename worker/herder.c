@@ -92,7 +92,6 @@ struct herder {
     void *on_change_arg;
     void (*task_configs_fn)(void *, const char *, const char *, const json_t *);
     void *task_configs_arg;
-    char *cluster_id;
 };
 
 static void reconcile(herder_t *h);
@@ -664,7 +663,6 @@ void herder_destroy(herder_t *h)
     json_decref(h->written);
     json_decref(h->assigned);
     free(h->leader_url);
-    free(h->cluster_id);
     free(h);
 }
 
@@ -695,7 +693,7 @@ int64_t herder_config_offset(const herder_t *h)
 
 const char *herder_kafka_cluster_id(herder_t *h)
 {
-    return h->cluster_id ? h->cluster_id : "";
+    return store_cluster_id(h->store);
 }
 
 void herder_set_leader(herder_t *h, int is_leader, const char *url, int64_t generation)
@@ -736,9 +734,11 @@ void herder_configured(const herder_t *h, assign_list_t *out)
 {
     for (size_t i = 0; i < cstate_count(h->cs); i++) {
         cstate_conn_t *cc = cstate_at(h->cs, i);
+        /* A stopped connector keeps its instance assigned (its owner reports STOPPED); it has no
+         * tasks, since stopping empties its task configs. */
+        assign_list_add(out, cc->name, -1);
         if (cc->target == CSTATE_TARGET_STOPPED)
             continue;
-        assign_list_add(out, cc->name, -1);
         for (int id = 0; id < (int)json_array_size(cc->tasks); id++)
             assign_list_add(out, cc->name, id);
     }

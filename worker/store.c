@@ -50,6 +50,7 @@ struct store {
     op_t *ops_head, **ops_tail; /* guarded by lock */
     atomic_int running;
     atomic_int closing; /* set by store_destroy: events are dropped, not posted */
+    char *cluster_id;   /* read once at start, immutable after */
     op_t *syncs;   /* store thread: waiting syncs */
     op_t *writes;  /* store thread: writes in flight (singly linked, any order) */
 };
@@ -102,6 +103,11 @@ void store_sync(store_t *st, store_topic_t t, uint64_t token)
     op->topic = t;
     op->token = token;
     push_op(st, op);
+}
+
+const char *store_cluster_id(const store_t *st)
+{
+    return st->cluster_id ? st->cluster_id : "";
 }
 
 int store_partitions(const store_t *st, store_topic_t t)
@@ -464,6 +470,7 @@ store_t *store_new(const wconf_t *wc, h2o_loop_t *loop, store_cb_t cb, void *arg
         store_destroy(st, 0);
         return NULL;
     }
+    st->cluster_id = rd_kafka_clusterid(st->producer, 5000);
     st->loop = loop;
     st->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(st->queue, &st->receiver, on_messages);
@@ -508,5 +515,7 @@ void store_destroy(store_t *st, int timeout_ms)
         free(st->pos[t]);
     }
     pthread_mutex_destroy(&st->lock);
+    if (st->cluster_id)
+        rd_kafka_mem_free(NULL, st->cluster_id);
     free(st);
 }

@@ -67,6 +67,9 @@ void store_write(store_t *st, store_topic_t t, const store_rec_t *recs, size_t n
 /** Reads topic @p t to its current end, then delivers DONE with @p token. */
 void store_sync(store_t *st, store_topic_t t, uint64_t token);
 
+/** The destination cluster's id as the brokers report it ("" if they did not). */
+const char *store_cluster_id(const store_t *st);
+
 /** Number of partitions of topic @p t (known after store_new). */
 int store_partitions(const store_t *st, store_topic_t t);
 const char *store_topic_name(const store_t *st, store_topic_t t);
