@@ -132,6 +132,47 @@ ferr_code_t kutil_create_topic(rd_kafka_t *rk, const char *topic, int partitions
     return rc;
 }
 
+char **kutil_topic_configs(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    char e[512];
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof e);
+    rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    char **out = NULL;
+    if (ev && !rd_kafka_event_error(ev)) {
+        size_t nres, nent, n = 0;
+        const rd_kafka_ConfigResource_t **rs =
+            rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+        const rd_kafka_ConfigEntry_t **ents =
+            nres && !rd_kafka_ConfigResource_error(rs[0]) ? rd_kafka_ConfigResource_configs(rs[0], &nent) : NULL;
+        out = calloc(2 * (ents ? nent : 0) + 1, sizeof(char *));
+        for (size_t i = 0; ents && i < nent; i++) {
+            if (rd_kafka_ConfigEntry_source(ents[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG ||
+                rd_kafka_ConfigEntry_is_read_only(ents[i]) || rd_kafka_ConfigEntry_is_sensitive(ents[i]) ||
+                !rd_kafka_ConfigEntry_value(ents[i]))
+                continue;
+            out[n++] = strdup(rd_kafka_ConfigEntry_name(ents[i]));
+            out[n++] = strdup(rd_kafka_ConfigEntry_value(ents[i]));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_queue_destroy(q);
+    return out;
+}
+
+void kutil_configs_free(char **configs)
+{
+    for (size_t i = 0; configs && configs[i]; i++)
+        free(configs[i]);
+    free(configs);
+}
+
 int64_t kutil_now_ms(void)
 {
     struct timespec ts;

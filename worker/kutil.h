@@ -33,6 +33,12 @@ int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, fer
 ferr_code_t kutil_create_topic(rd_kafka_t *rk, const char *topic, int partitions, int rf,
                                const char *const *configs, int timeout_ms, ferr_t *err);
 
+/** The topic-level settings set explicitly on @p topic (DescribeConfigs; entries whose source is
+ *  the topic's own dynamic config), as a NULL-terminated key,value array for kutil_create_topic
+ *  (free with kutil_configs_free). NULL if the cluster does not answer (e.g. the mock cluster). */
+char **kutil_topic_configs(rd_kafka_t *rk, const char *topic, int timeout_ms);
+void kutil_configs_free(char **configs);
+
 /** Monotonic milliseconds. Only loop tops and thread bodies read the clock. */
 int64_t kutil_now_ms(void);
 /** Wall-clock milliseconds since the epoch. */

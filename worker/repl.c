@@ -574,7 +574,13 @@ static void ensure_destination(repl_conn_t *rc, const json_t *sel)
                     rd_kafka_metadata_destroy(md);
                 }
             }
-            if (kutil_create_topic(rc->dst, target, (int)json_integer_value(n), rf, NULL, 10000, &err)) {
+            /* Copy the source topic's own settings (retention, compaction...) where the source
+             * cluster answers DescribeConfigs. */
+            char **configs = kutil_topic_configs(rc->src, t, 3000);
+            ferr_code_t crc = kutil_create_topic(rc->dst, target, (int)json_integer_value(n), rf,
+                                                 (const char *const *)configs, 5000, &err);
+            kutil_configs_free(configs);
+            if (crc) {
                 FLOG(WARN, CONN, "connector %s: could not create destination topic %s (%s); the "
                      "broker will auto-create it on first write", rc->name, target, err.msg);
                 json_object_set_new(rc->create_failed, target, json_true());
