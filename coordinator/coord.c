@@ -401,15 +401,30 @@ static void elect(coord_t *co)
     deallocate_String_vector(&sv);
 }
 
+/* Reads a znode into co->buf and leaves a watch on it, whether it exists or not. The node may
+ * be created between a failed get and the exists call that arms the creation watch; exists
+ * then succeeds without any event to come, so read again. @returns ZOK, ZNONODE or an error. */
+static int get_watched(coord_t *co, const char *path, int *len)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        struct Stat st;
+        *len = ZBUF_MAX;
+        int rc = zoo_wget(co->zh, path, node_watcher, co, co->buf, len, &st);
+        if (rc != ZNONODE)
+            return rc;
+        rc = zoo_wexists(co->zh, path, node_watcher, co, &st);
+        if (rc != ZOK)
+            return rc; /* ZNONODE: the creation watch is armed */
+    }
+    return ZNONODE;
+}
+
 /* Everyone: who leads, and where to forward. */
 static void read_leader(coord_t *co)
 {
-    int len = ZBUF_MAX;
-    struct Stat st;
-    int rc = zoo_wget(co->zh, co->leader_path, node_watcher, co, co->buf, &len, &st);
+    int len;
+    int rc = get_watched(co, co->leader_path, &len);
     if (rc == ZNONODE) {
-        struct Stat s2;
-        zoo_wexists(co->zh, co->leader_path, node_watcher, co, &s2);
         post_leader(co, 0, NULL, 0);
         return;
     }
@@ -429,14 +444,8 @@ static void read_leader(coord_t *co)
 
 static void read_assignment(coord_t *co)
 {
-    int len = ZBUF_MAX;
-    struct Stat st;
-    int rc = zoo_wget(co->zh, co->assign_path, node_watcher, co, co->buf, &len, &st);
-    if (rc == ZNONODE) {
-        struct Stat s2;
-        zoo_wexists(co->zh, co->assign_path, node_watcher, co, &s2);
-        return;
-    }
+    int len;
+    int rc = get_watched(co, co->assign_path, &len);
     if (rc != ZOK || len <= 0)
         return;
     proto_assignment_t a;

@@ -63,6 +63,7 @@ struct rtask {
     const char *src_alias, *dst_alias;
     int max_poll;
     int owning;
+    uint64_t purged;
     char worker_id[300];
 };
 
@@ -145,7 +146,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             atomic_fetch_add(&t->flushed, 1);
         return;
     }
-    if (m->err) {
+    if ((m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
+         m->err == RD_KAFKA_RESP_ERR__DESTROY) &&
+        atomic_load(&t->stop)) {
+        t->purged++; /* dropped on purpose by a stop or a fence: re-copied by the next owner */
+    } else if (m->err) {
         fail(t, "delivery to %s[%d] failed: %s", rd_kafka_topic_name(m->rkt), m->partition,
              rd_kafka_err2str(m->err));
     } else if (!t->failed) {
@@ -495,6 +500,9 @@ static void shutdown_clients(rtask_t *t)
         }
         rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(t->prod, 0);
+        if (t->purged)
+            FLOG(INFO, TASK, "task %s-%d dropped %llu unsent record(s); their offsets were not stored, "
+                 "so the next owner copies them", t->connector, t->task, (unsigned long long)t->purged);
         for (int i = 0; i < t->ntopics; i++)
             if (t->topics[i].rkt)
                 rd_kafka_topic_destroy(t->topics[i].rkt);

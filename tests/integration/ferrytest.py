@@ -648,3 +648,280 @@ def seed_connector(src_bootstrap, name="connect-test", topic="connect", rename="
         else:
             config[k] = v
     return {"name": name, "config": config}
+
+
+# ------------------------------------------------------------------ distributed-mode helpers
+
+class ZkProxy:
+    """A TCP proxy 127.0.0.1:port <-> 127.0.0.1:target_port, run by daemon threads, so that one
+    worker's ZooKeeper traffic can be cut: give that worker
+    extra={"zookeeper.connect": proxy.connect}.
+
+    cut()  closes every live connection (the client sees the disconnection at once); with
+           blackhole=True the live connections stay open but from then on every byte either
+           side sends is dropped (the client notices only by its own timeout). Until heal(),
+           new connections are accepted and held silently (blackholed).
+    heal() closes the blackholed connections (the client reconnects at once) and forwards
+           new connections again.
+    close() stops the proxy and closes everything.
+    delay_ms: every chunk is forwarded that long after it arrived, in both directions (order
+    kept), i.e. a slow network between this worker and ZooKeeper."""
+
+    def __init__(self, target_port, listen_port=None, delay_ms=0):
+        self.target_port = target_port
+        self.delay = delay_ms / 1000.0
+        self.port = listen_port or free_port()
+        self.connect = f"127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._cut = False
+        self._closed = False
+        self._conns = []          # [client_sock, server_sock or None, {"blackhole": bool}]
+        self.accepted = 0
+        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._srv.bind(("127.0.0.1", self.port))
+        self._srv.listen(64)
+        self._srv.settimeout(0.2)
+        threading.Thread(target=self._accept_loop, daemon=True,
+                         name=f"zkproxy-{self.port}").start()
+        log(f"zk proxy 127.0.0.1:{self.port} -> 127.0.0.1:{target_port}"
+            + (f" (delay {delay_ms} ms each way)" if delay_ms else ""))
+
+    @staticmethod
+    def _close_sock(s):
+        if s is None:
+            return
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            s.close()
+        except OSError:
+            pass
+
+    def _accept_loop(self):
+        while not self._closed:
+            try:
+                cs, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            cs.settimeout(None)
+            with self._lock:
+                self.accepted += 1
+                if self._closed:
+                    self._close_sock(cs)
+                    break
+                if self._cut:
+                    entry = [cs, None, {"blackhole": True}]
+                    self._conns.append(entry)
+                    threading.Thread(target=self._pump, args=(entry, cs, None), daemon=True).start()
+                    continue
+            try:
+                ss = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                ss.settimeout(None)
+            except OSError:
+                self._close_sock(cs)
+                continue
+            with self._lock:
+                entry = [cs, ss, {"blackhole": self._cut}]
+                self._conns.append(entry)
+            threading.Thread(target=self._pump, args=(entry, cs, ss), daemon=True).start()
+            threading.Thread(target=self._pump, args=(entry, ss, cs), daemon=True).start()
+
+    def _pump(self, entry, src, dst):
+        later = None
+        if self.delay > 0 and dst is not None:
+            later = queue.Queue()
+            threading.Thread(target=self._send_later, args=(later, dst), daemon=True).start()
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if entry[2]["blackhole"] or dst is None:
+                    continue
+                if later is not None:
+                    later.put((time.monotonic() + self.delay, data))
+                else:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        if later is not None:
+            later.put(None)
+        with self._lock:
+            if entry in self._conns:
+                self._conns.remove(entry)
+        self._close_sock(entry[0])
+        self._close_sock(entry[1])
+
+    @staticmethod
+    def _send_later(later, dst):
+        while True:
+            item = later.get()
+            if item is None:
+                return
+            due, data = item
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def _drop_all(self):
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for cs, ss, _ in conns:
+            self._close_sock(cs)
+            self._close_sock(ss)
+        return len(conns)
+
+    def cut(self, blackhole=False):
+        with self._lock:
+            self._cut = True
+            if blackhole:
+                for entry in self._conns:
+                    entry[2]["blackhole"] = True
+                n = len(self._conns)
+        if not blackhole:
+            n = self._drop_all()
+        log(f"zk proxy {self.port}: cut ({'blackholed' if blackhole else 'closed'} {n} "
+            f"connection(s); new ones are held silently)")
+
+    def heal(self):
+        with self._lock:
+            self._cut = False
+        n = self._drop_all()
+        log(f"zk proxy {self.port}: healed (closed {n} held connection(s))")
+
+    def close(self):
+        self._closed = True
+        try:
+            self._srv.close()
+        except OSError:
+            pass
+        self._drop_all()
+
+
+def wall_ms():
+    """Wall-clock time in ms, the clock of the workers' `at=` ownership fields."""
+    return int(time.time() * 1000)
+
+
+def fmt_ms(ms):
+    """A wall-clock ms value as HH:MM:SS.mmm UTC (for messages)."""
+    if ms is None:
+        return "now"
+    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000)) + f".{int(ms) % 1000:03d}"
+
+
+OWNERSHIP_RE = None  # compiled lazily by ownership_events()
+
+
+def ownership_events(worker):
+    """Every `ownership acquire|release` line of a worker's log (all its incarnations), as dicts
+    {kind, task, partition, worker_id, at, idx, incarnation}, in log order."""
+    import re
+    global OWNERSHIP_RE
+    if OWNERSHIP_RE is None:
+        OWNERSHIP_RE = re.compile(r"ownership (acquire|release) task=(\S+) partition=(\S+) "
+                                  r"worker=(\S+) at=(\d+)")
+    events = []
+    incarnation = 0
+    try:
+        with open(worker.logpath, errors="replace") as f:
+            for line in f:
+                if line.startswith("==== ferrytest: starting worker"):
+                    incarnation += 1
+                    continue
+                m = OWNERSHIP_RE.search(line)
+                if m:
+                    events.append({"kind": m.group(1), "task": m.group(2), "partition": m.group(3),
+                                   "worker_id": m.group(4), "at": int(m.group(5)),
+                                   "idx": worker.idx, "incarnation": incarnation})
+    except OSError:
+        pass
+    return events
+
+
+def ownership_intervals(workers, kill_times=None):
+    """Who wrote which partition when, from the workers' ownership log lines.
+
+    Returns a list of dicts {partition, task, worker (e.g. "worker1 (127.0.0.1:4242)"), idx,
+    start, end, how}: start is an acquire's `at=`, end the matching release's `at=` (how=
+    "release"), or, for an acquire never released, the first time in kill_times[idx] at or after
+    the acquire (how="kill": a kill -9 logs no release; record the kill time with wall_ms() right
+    after the kill), or None (how="open": still owned, or the worker died unrecorded).
+    kill_times maps a worker index to a wall-clock ms or a list of them."""
+    kill_times = kill_times or {}
+    out = []
+    for w in workers:
+        kills = kill_times.get(w.idx, [])
+        kills = sorted(kills if isinstance(kills, (list, tuple)) else [kills])
+        open_ = {}
+        for ev in ownership_events(w):
+            key = (ev["incarnation"], ev["task"], ev["partition"])
+            if ev["kind"] == "acquire":
+                if key in open_:     # acquired again without a release: close the first one here
+                    iv = open_.pop(key)
+                    iv["end"], iv["how"] = ev["at"], "re-acquire"
+                iv = {"partition": ev["partition"], "task": ev["task"], "idx": w.idx,
+                      "worker": f"worker{w.idx} ({ev['worker_id']})", "start": ev["at"],
+                      "end": None, "how": "open", "incarnation": ev["incarnation"]}
+                open_[key] = iv
+                out.append(iv)
+            elif key in open_:
+                iv = open_.pop(key)
+                iv["end"], iv["how"] = ev["at"], "release"
+        for iv in open_.values():
+            later = [k for k in kills if k >= iv["start"]]
+            if later:
+                iv["end"], iv["how"] = later[0], "kill"
+    out.sort(key=lambda iv: (iv["partition"], iv["start"]))
+    return out
+
+
+def find_overlaps(intervals):
+    """Pairs of intervals of the same partition held by different owners at the same time."""
+    by_part = {}
+    for iv in intervals:
+        by_part.setdefault(iv["partition"], []).append(iv)
+    bad = []
+    inf = float("inf")
+    for part, ivs in sorted(by_part.items()):
+        ivs = sorted(ivs, key=lambda iv: iv["start"])
+        for i, a in enumerate(ivs):
+            a_end = inf if a["end"] is None else a["end"]
+            for b in ivs[i + 1:]:
+                if b["start"] >= a_end:
+                    break
+                if (a["idx"], a["incarnation"], a["task"]) == (b["idx"], b["incarnation"], b["task"]):
+                    continue
+                b_end = inf if b["end"] is None else b["end"]
+                bad.append((part, a, b, min(a_end, b_end) - b["start"]))
+    return bad
+
+
+_HOW = {"release": "released", "kill": "killed", "open": "never released",
+        "re-acquire": "acquired again without a release"}
+
+
+def assert_no_overlap(intervals):
+    """Fails if two owners (tasks on workers) held the same partition at the same time, naming
+    the partition, both owners and the times."""
+    bad = find_overlaps(intervals)
+    if not bad:
+        return
+    lines = []
+    for part, a, b, ms in bad:
+        overlap = "until now" if ms == float("inf") else f"{ms:.0f} ms"
+        lines.append(
+            f"partition {part}: task {a['task']} on {a['worker']} owned it from "
+            f"{fmt_ms(a['start'])} to {fmt_ms(a['end'])} ({_HOW[a['how']]}), but task {b['task']} "
+            f"on {b['worker']} acquired it at {fmt_ms(b['start'])} (held to {fmt_ms(b['end'])}, "
+            f"{_HOW[b['how']]}): overlap {overlap}")
+    raise AssertionError(f"{len(bad)} ownership overlap(s):\n  " + "\n  ".join(lines))
