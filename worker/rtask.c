@@ -399,9 +399,10 @@ static void copy_one(rtask_t *t, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    rd_kafka_headers_t *hdrs = NULL, *copy = NULL;
-    if (!rd_kafka_message_headers(m, &hdrs))
-        copy = rd_kafka_headers_copy(hdrs);
+    /* The headers move to the produced record (no copy); the producer owns them on success. */
+    rd_kafka_headers_t *copy = NULL;
+    if (rd_kafka_message_detach_headers(m, &copy))
+        copy = NULL;
     if (t->provenance) {
         if (!copy)
             copy = rd_kafka_headers_new(1);
