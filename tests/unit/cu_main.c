@@ -4,7 +4,20 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 
+#include "tests/unit/cu.h"
+
 int cu_register(void);
+
+int cu_add_tests(const char *suite, const cu_test_t *tests, size_t n)
+{
+    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!CU_add_test(s, tests[i].name, tests[i].fn))
+            return -1;
+    return 0;
+}
 
 int main(void)
 {

@@ -2,6 +2,8 @@
  * from the Properties.load javadoc, so that a config file Kafka Connect accepts means the
  * same thing to ferry. */
 #include <CUnit/CUnit.h>
+
+#include "tests/unit/cu.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,13 +436,7 @@ static void test_load_file(void)
 
 int cu_register(void)
 {
-    CU_pSuite s = CU_add_suite("props", NULL, NULL);
-    if (!s)
-        return -1;
-    struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
+    static const cu_test_t tests[] = {
         {"separators", test_separators},
         {"empty keys and values", test_empty_keys_and_values},
         {"fruits continuation", test_fruits_continuation},
@@ -456,8 +452,5 @@ int cu_register(void)
         {"set and get", test_set_get},
         {"load file", test_load_file},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (!CU_add_test(s, tests[i].name, tests[i].fn))
-            return -1;
-    return 0;
+    return cu_add_tests("props", tests, sizeof tests / sizeof tests[0]);
 }

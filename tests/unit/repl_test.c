@@ -6,6 +6,8 @@
 #include "worker/repl.h"
 
 #include <CUnit/Basic.h>
+
+#include "tests/unit/cu.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -965,13 +967,7 @@ static void test_parse_partitions_malformed(void)
 
 int cu_register(void)
 {
-    CU_pSuite s = CU_add_suite("repl", NULL, NULL);
-    if (!s)
-        return -1;
-    struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
+    static const cu_test_t tests[] = {
         {"class matches", test_class_matches},
         {"class matches: empty package segment", test_class_matches_empty_segment},
         {"rename", test_rename},
@@ -1002,8 +998,5 @@ int cu_register(void)
         {"parse partitions valid", test_parse_partitions_valid},
         {"parse partitions malformed", test_parse_partitions_malformed},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (!CU_add_test(s, tests[i].name, tests[i].fn))
-            return -1;
-    return 0;
+    return cu_add_tests("repl", tests, sizeof tests / sizeof tests[0]);
 }

@@ -2,6 +2,8 @@
  * user sees (ferry-worker prints them and exits 2), listeners parsing, the zookeeper.connect
  * chroot split, client passthrough and secret masking. */
 #include <CUnit/CUnit.h>
+
+#include "tests/unit/cu.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -637,13 +639,7 @@ static void test_log_summary(void)
 
 int cu_register(void)
 {
-    CU_pSuite s = CU_add_suite("wconf", NULL, NULL);
-    if (!s)
-        return -1;
-    struct {
-        const char *name;
-        CU_TestFunc fn;
-    } tests[] = {
+    static const cu_test_t tests[] = {
         {"defaults", test_defaults},
         {"explicit values", test_explicit_values},
         {"missing required", test_missing_required},
@@ -656,8 +652,5 @@ int cu_register(void)
         {"secrets", test_secrets},
         {"log summary", test_log_summary},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (!CU_add_test(s, tests[i].name, tests[i].fn))
-            return -1;
-    return 0;
+    return cu_add_tests("wconf", tests, sizeof tests / sizeof tests[0]);
 }
