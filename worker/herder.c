@@ -45,7 +45,7 @@ typedef struct htask {
     rtask_t *rt;
     uint64_t instance;
     ht_state_t state;
-    int restart; /* start again once stopped */
+    int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
 } htask_t;
 
 typedef enum {
@@ -157,6 +157,15 @@ static json_t *parse_json(const char *s)
     return s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
 }
 
+/* Asks a task to stop; a task whose thread already ended (failed) is swept by reconcile. */
+static void task_stop(htask_t *t)
+{
+    if (t->state == HT_STOPPING)
+        return;
+    t->state = HT_STOPPING;
+    rtask_stop(t->rt);
+}
+
 /* ---- store plumbing ----------------------------------------------------------------- */
 
 static hop_t *op_new(herder_t *h, op_kind_t kind, herder_cb cb, void *arg)
@@ -263,9 +272,7 @@ static void apply_config(herder_t *h, store_ev_t *ev)
             }
         for (htask_t *t = h->tasks; t && tasks; t = t->next)
             if (!strcmp(t->name, name) && (!failed || t->state == HT_FAILED) && t->state != HT_STOPPING) {
-                t->restart = 1;
-                t->state = HT_STOPPING;
-                rtask_stop(t->rt);
+                task_stop(t);
                 task_status(h, name, t->id, "RESTARTING", NULL);
             }
     }
@@ -438,7 +445,6 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc)
     json_t *offs = task_offsets(h, t->name);
     t->instance = ++h->next_instance;
     t->state = HT_STARTING;
-    t->restart = 0;
     rtask_params_t p = {.connector = t->name,
                         .task = t->id,
                         .config = t->config,
@@ -451,6 +457,29 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc)
     json_decref(offs);
 }
 
+static void task_remove(herder_t *h, htask_t *t)
+{
+    for (htask_t **pp = &h->tasks; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    rtask_destroy(t->rt);
+    json_decref(t->config);
+    free(t->name);
+    free(t);
+}
+
+/* Frees tasks that were asked to stop and whose thread has finished. */
+static void sweep_tasks(herder_t *h)
+{
+    for (htask_t *t = h->tasks, *next; t; t = next) {
+        next = t->next;
+        if (t->exited && t->state == HT_STOPPING)
+            task_remove(h, t);
+    }
+}
+
 static void reconcile_tasks(herder_t *h)
 {
     int want_start = 0;
@@ -461,15 +490,14 @@ static void reconcile_tasks(herder_t *h)
         json_t *cfg = cc ? json_array_get(cc->tasks, t->id) : NULL;
         if (!cfg || !owned(h, t->name, t->id) || cc->target == CSTATE_TARGET_STOPPED ||
             !json_equal(cfg, t->config)) {
-            t->state = HT_STOPPING;
-            t->restart = cfg && owned(h, t->name, t->id) && cc->target != CSTATE_TARGET_STOPPED;
-            rtask_stop(t->rt);
+            task_stop(t); /* started again below once gone, if still ours */
         } else {
             rtask_set_paused(t->rt, cc->target == CSTATE_TARGET_PAUSED);
             if (t->state == HT_RUNNING)
                 task_status(h, t->name, t->id, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
         }
     }
+    sweep_tasks(h); /* failed tasks just told to stop have no thread left to wait for */
     for (size_t i = 0; i < cstate_count(h->cs); i++) {
         cstate_conn_t *cc = cstate_at(h->cs, i);
         if (cc->target == CSTATE_TARGET_STOPPED)
@@ -502,6 +530,7 @@ static void reconcile(herder_t *h)
 {
     if (!h->ready || h->closing)
         return;
+    sweep_tasks(h);
     reconcile_connectors(h);
     reconcile_tasks(h);
     notify_change(h);
@@ -548,19 +577,6 @@ static void on_conn_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *mes
     }
 }
 
-static void task_remove(herder_t *h, htask_t *t)
-{
-    for (htask_t **pp = &h->tasks; *pp; pp = &(*pp)->next)
-        if (*pp == t) {
-            *pp = t->next;
-            break;
-        }
-    rtask_destroy(t->rt);
-    json_decref(t->config);
-    free(t->name);
-    free(t);
-}
-
 static void on_task_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
 {
     herder_t *h = H2O_STRUCT_FROM_MEMBER(herder_t, task_recv, recv);
@@ -584,13 +600,10 @@ static void on_task_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *mes
                 task_status(h, t->name, t->id, "FAILED", ev->trace);
                 break;
             case RTASK_EV_EXITED:
-                if (t->state == HT_STOPPING || t->restart) {
-                    int again = t->restart;
-                    task_remove(h, t);
-                    changed = 1;
-                    (void)again; /* reconcile starts it again if still owned */
-                }
-                /* A failed task stays (FAILED) until restarted or reassigned. */
+                /* A failed task stays (FAILED) until restarted or reassigned; reconcile
+                 * sweeps stopped ones and starts again what is still ours. */
+                t->exited = 1;
+                changed = 1;
                 break;
             }
         }
@@ -762,9 +775,9 @@ void herder_fence(herder_t *h)
         conn_remove(h, h->conns);
     for (htask_t *t = h->tasks; t; t = t->next) {
         t->state = HT_STOPPING;
-        t->restart = 0;
         rtask_fence(t->rt);
     }
+    sweep_tasks(h);
     notify_change(h);
 }
 
@@ -1105,13 +1118,11 @@ void herder_put_connector(herder_t *h, const char *name, const json_t *config, h
     char *msgs = NULL;
     int nerr = repl_validate(merged, NULL, &msgs);
     if (nerr) {
-        const char *cls = json_string_value(json_object_get(merged, "connector.class"));
         reply_err(cb, arg, FERR_INVALID,
                   "Connector configuration is invalid and contains the following %d error(s):\n%s"
                   "You can also find the above list of errors at the endpoint "
                   "`/connector-plugins/{connectorType}/config/validate`",
                   nerr, msgs);
-        (void)cls;
         free(msgs);
         json_decref(merged);
         return;
@@ -1267,10 +1278,9 @@ ferr_code_t herder_restart_task(herder_t *h, const char *name, int task, char **
                         "Cannot complete request because of a conflicting operation (e.g. worker rebalance)");
     }
     if (t->state != HT_STOPPING) {
-        t->restart = 1;
-        t->state = HT_STOPPING;
-        rtask_stop(t->rt);
+        task_stop(t);
         task_status(h, name, task, "RESTARTING", NULL);
+        reconcile(h); /* a failed task's thread is gone already: start it again now */
     }
     return FERR_OK;
 }

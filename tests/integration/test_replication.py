@@ -291,6 +291,16 @@ class ReplicationTest(ClusterTestCase):
         c = count(self.dst, "narrow.replica")
         self.assertEqual((c["partitions"], c["total"]), (2, 0), c)
         self.assertEqual(self.status("narrow")["tasks"][0]["state"], "FAILED")
+        # A failed task (its thread is gone) restarts on request, and fails again for the
+        # same reason: a second failure line in the log, FAILED again, nothing copied.
+        logpath = self.cluster.workers[0].logpath
+        fails = lambda: open(logpath, errors="replace").read().count("task narrow-0 failed")
+        before = fails()
+        st, _, raw, _ = http("POST", f"{self.url}/connectors/narrow/tasks/0/restart")
+        self.assertEqual(st, 204, raw)
+        wait_until(lambda: fails() > before, 30, what="restarted task narrow-0 failing again")
+        self.wait_tasks("narrow", state="FAILED", n=1, timeout=30)
+        self.assertEqual(count(self.dst, "narrow.replica")["total"], 0)
 
     # ------------------------------------------------------------------ 7. new topic
 
