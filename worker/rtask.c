@@ -327,8 +327,18 @@ static int assign(rtask_t *t)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->nparts);
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
-        rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset =
-            tp->start >= 0 ? tp->start : latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+        int64_t off = tp->start;
+        if (off < 0) {
+            /* Resolve earliest/latest here: a logical offset makes librdkafka 2.0.2 query it
+             * later, often after a 500 ms "no current leader" timer. */
+            int64_t lo, hi;
+            const char *topic = t->topics[tp->topic].name;
+            if (rd_kafka_query_watermark_offsets(t->cons, topic, tp->partition, &lo, &hi, 5000) == 0)
+                off = latest ? hi : lo;
+            else
+                off = latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = off;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(t->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
