@@ -8,9 +8,11 @@
  *   coordinator   ─▶ assignment ──────────────────┼─▶ reconcile ─▶ start/stop repl_conn, rtask
  *   task/connector events ────────────────────────┘                 └▶ status records
  *
- * Tasks start only after the offset topic has been read to its end (a sync barrier),
- * so a task that moves between workers resumes from the last offsets its previous owner
- * stored. Operations from REST wait on store tokens: write, read back, then answer. */
+ * Tasks start only after the offset topic has been read to its end (a sync barrier) by a
+ * sync requested after the assignment that gave them to this worker, so a task that moves
+ * between workers resumes from the last offsets its previous owner stored (before it
+ * acknowledged the revocation, hence before that assignment). Operations from REST wait
+ * on store tokens: write, read back, then answer. */
 #include "worker/herder.h"
 
 #include <stdio.h>
@@ -64,6 +66,7 @@ typedef struct hop {
     herder_result_t res; /* prepared success result (status, location); body built at the end */
     char *name;
     int build_info; /* body = ConnectorInfo of name */
+    uint64_t epoch; /* offsets_epoch when the op was made (for syncs) */
 } hop_t;
 
 struct herder {
@@ -86,6 +89,9 @@ struct herder {
     hop_t *ops;
     uint64_t next_token, next_instance;
     int offsets_fresh, offsets_syncing;
+    /* Bumped by an assignment that gives this worker a task: the previous holder stored its
+     * last offsets before it acknowledged, so only a sync requested after this has them. */
+    uint64_t offsets_epoch;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t conn_recv, task_recv;
     void (*on_change)(void *);
@@ -175,6 +181,7 @@ static hop_t *op_new(herder_t *h, op_kind_t kind, herder_cb cb, void *arg)
     op->kind = kind;
     op->cb = cb;
     op->arg = arg;
+    op->epoch = h->offsets_epoch;
     op->next = h->ops;
     h->ops = op;
     return op;
@@ -306,7 +313,7 @@ static void on_store(void *arg, store_ev_t *ev)
             FLOG(ERROR, WORKER, "reading storage topics at start-up: %s", ev->errmsg);
         if (--h->startup_left == 0) {
             h->ready = 1;
-            h->offsets_fresh = 1;
+            h->offsets_fresh = op->epoch == h->offsets_epoch;
             FLOG(INFO, WORKER, "read %zu connector(s) from %s; worker %s is ready",
                  cstate_count(h->cs), h->wc->config_topic, h->worker_id);
             reconcile(h);
@@ -316,7 +323,7 @@ static void on_store(void *arg, store_ev_t *ev)
     case OP_OFFSETS_SYNC:
         FLOG(DEBUG, WORKER, "offsets read to the end: %zu stored offset(s) known", json_object_size(h->offsets));
         h->offsets_syncing = 0;
-        h->offsets_fresh = !ev->err;
+        h->offsets_fresh = !ev->err && op->epoch == h->offsets_epoch; /* else read again */
         reconcile(h);
         break;
     case OP_INTERNAL:
@@ -721,13 +728,16 @@ void herder_set_leader(herder_t *h, int is_leader, const char *url, int64_t gene
 void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t *assigned)
 {
     h->solo = 0;
-    json_decref(h->assigned);
+    json_t *before = h->assigned;
     h->assigned = json_object();
     for (size_t i = 0; i < assigned->n; i++) {
         char *k = item_key(assigned->items[i].connector, assigned->items[i].task);
+        if (assigned->items[i].task >= 0 && !json_object_get(before, k))
+            h->offsets_epoch++; /* a new task: offsets read back before now may be stale */
         json_object_set_new(h->assigned, k, json_true());
         free(k);
     }
+    json_decref(before);
     if (generation > h->generation)
         h->generation = generation;
     reconcile(h);
