@@ -488,8 +488,16 @@ static int answer(call_t *c, ferr_code_t rc, ferr_t *err, json_t *body, int stat
 
 static int do_root(call_t *c)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "version", "3.9.0", "commit", "ferry-" FERRY_VERSION,
-                          "kafka_cluster_id", herder_kafka_cluster_id(c->r->h), "ferry_version", FERRY_VERSION);
+    /* Kafka Connect's three keys, then ferry's own: which worker this is and whom it follows,
+     * so operators (and deploy/drill) can find the leader without reading logs. */
+    herder_t *h = c->r->h;
+    const char *leader = herder_leader_url(h);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:I}", "version", "3.9.0", "commit",
+                          "ferry-" FERRY_VERSION, "kafka_cluster_id", herder_kafka_cluster_id(h),
+                          "ferry_version", FERRY_VERSION, "worker_id", herder_worker_id(h),
+                          "leader", herder_is_leader(h), "leader_url",
+                          leader ? json_string(leader) : json_null(), "generation",
+                          (json_int_t)herder_generation(h));
     return answer(c, FERR_OK, NULL, o, 200);
 }
 

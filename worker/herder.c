@@ -706,6 +706,11 @@ const char *herder_worker_id(const herder_t *h)
     return h->worker_id;
 }
 
+int64_t herder_generation(const herder_t *h)
+{
+    return h->generation;
+}
+
 int64_t herder_config_offset(const herder_t *h)
 {
     return cstate_offset(h->cs);

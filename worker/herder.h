@@ -49,6 +49,8 @@ int herder_is_leader(const herder_t *h);
 /** Leader REST URL, NULL when no leader is known. */
 const char *herder_leader_url(const herder_t *h);
 const char *herder_worker_id(const herder_t *h);
+/** Highest group generation this worker has seen (leadership or assignment). */
+int64_t herder_generation(const herder_t *h);
 const char *herder_kafka_cluster_id(herder_t *h);
 
 /* ---- distributed mode hooks (coordinator) ------------------------------------------- */

@@ -143,6 +143,11 @@ class RestApiTest(ClusterTestCase):
         for k in ("version", "commit", "kafka_cluster_id"):
             self.assertIsInstance(js.get(k), str, f"{k} in {js}")
             self.assertTrue(js[k], f"GET / has an empty {k}: {js}")
+        # ferry's additions: this worker's id, and the leader it follows (a lone worker leads)
+        me = self.cluster.workers[0]
+        self.assertEqual((js["worker_id"], js["leader"], js["leader_url"]),
+                         (f"127.0.0.1:{me.port}", True, me.url), js)
+        self.assertGreaterEqual(js["generation"], 1, js)
         st, js, raw, _ = self.req("GET", "/health")
         self.assertEqual(st, 200, raw)
         self.assertEqual(js, {"status": "healthy", "message":
