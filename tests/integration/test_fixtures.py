@@ -51,7 +51,8 @@ class FixtureTest(ClusterTestCase):
         r = compare(bs, self.src_topic(), bs, "src", exact=True)
         self.assertEqual(r, {"source": N, "dest": N, "missing": 0, "duplicates": 0,
                              "reordered": 0, "mismatched": 0, "partitions_src": 8,
-                             "partitions_dst": 8, "rc": 0})
+                             "partitions_dst": 8, "rc": 0,
+                             "per_partition": [[p, N // 8, N // 8, 0, 0, 0, 0] for p in range(8)]})
 
     def test_d_missing_records_fail(self):
         bs = self.cluster.src.bootstrap
@@ -94,6 +95,9 @@ class FixtureTest(ClusterTestCase):
         r = compare(bs, self.src_topic("once", 1000), bs, "reorder")
         self.assertEqual((r["missing"], r["duplicates"], r["reordered"]), (0, 0, 500))
         self.assertEqual(r["rc"], 1)
+        # per partition [p, source, dest, missing, duplicates, reordered, mismatched] adds up
+        self.assertEqual(sum(row[5] for row in r["per_partition"]), 500, r["per_partition"])
+        self.assertEqual(sum(row[1] for row in r["per_partition"]), 1000)
 
     def test_h_cross_cluster_match_and_mismatch(self):
         src, dst = self.cluster.src.bootstrap, self.cluster.dst.bootstrap
