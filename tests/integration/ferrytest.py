@@ -179,12 +179,63 @@ def http(method, url, body=None, headers=None, raw=None, timeout=30):
 
 # ------------------------------------------------------------------ ZooKeeper
 
+ZK_JAR_CP = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+
+
+def zk_node_config(node_dir, client_host, client_port, myid, peer_ports=()):
+    """zoo.cfg text for one ZooKeeper node with its data in node_dir/data (a myid file is
+    written there for an ensemble). peer_ports: [(quorum, election)] per node on 127.0.0.1,
+    empty for a standalone server. Short ticks so that sessions expire in seconds."""
+    data = os.path.join(node_dir, "data")
+    os.makedirs(data, exist_ok=True)
+    lines = ["tickTime=500", "initLimit=10", "syncLimit=5", f"dataDir={data}",
+             f"clientPortAddress={client_host}", f"clientPort={client_port}",
+             "admin.enableServer=false", "4lw.commands.whitelist=ruok,srvr,stat,mntr",
+             "minSessionTimeout=1000", "maxSessionTimeout=60000"]
+    if peer_ports:
+        with open(os.path.join(data, "myid"), "w") as f:
+            f.write(f"{myid}\n")
+        for j, (quorum, election) in enumerate(peer_ports):
+            lines.append(f"server.{j + 1}=127.0.0.1:{quorum}:{election}")
+    return "\n".join(lines) + "\n"
+
+
+def zk_argv(cfg_path):
+    """The command running the Debian ZooKeeper jar on cfg_path, directly (the wrapper scripts
+    insist on /etc and /var)."""
+    return ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", ZK_JAR_CP,
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg_path]
+
+
+def srvr(host, port, timeout=1.0):
+    """The reply to ZooKeeper's `srvr` four-letter command ("" if nothing answers)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"srvr")
+            chunks = []
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                chunks.append(b)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def zk_mode(host, port):
+    """'standalone', 'leader' or 'follower' when the node serves requests, else None."""
+    for line in srvr(host, port).splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 class ZooKeeper:
     """Real ZooKeeper 3.8 (Debian jar) on 127.0.0.1, standalone (nodes=1) or an ensemble.
     Node indexes are 0-based (node i has myid i+1). Starts in the constructor and returns once
     every node answers `srvr` with a Mode: line."""
-
-    JAR_CP = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 
     def __init__(self, tmpdir, nodes=1, timeout=60):
         self.dir = os.path.join(tmpdir, "zk")
@@ -205,51 +256,25 @@ class ZooKeeper:
         return os.path.join(self.dir, f"node{i}")
 
     def _write_config(self, i):
-        data = os.path.join(self._node_dir(i), "data")
-        os.makedirs(data, exist_ok=True)
-        lines = ["tickTime=500", "initLimit=10", "syncLimit=5", f"dataDir={data}",
-                 "clientPortAddress=127.0.0.1", f"clientPort={self.ports[i]}",
-                 "admin.enableServer=false", "4lw.commands.whitelist=ruok,srvr,stat,mntr",
-                 "minSessionTimeout=1000", "maxSessionTimeout=60000"]
-        if self.nodes > 1:
-            with open(os.path.join(data, "myid"), "w") as f:
-                f.write(f"{i + 1}\n")
-            for j, (quorum, election) in enumerate(self.peer_ports):
-                lines.append(f"server.{j + 1}=127.0.0.1:{quorum}:{election}")
+        os.makedirs(self._node_dir(i), exist_ok=True)
         with open(os.path.join(self._node_dir(i), "zoo.cfg"), "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(zk_node_config(self._node_dir(i), "127.0.0.1", self.ports[i], i + 1,
+                                   self.peer_ports))
 
     def _launch(self, i):
         cfg = os.path.join(self._node_dir(i), "zoo.cfg")
         logf = open(os.path.join(self._node_dir(i), "zk.log"), "ab")
-        self.procs[i] = _spawn(
-            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-             "-cp", self.JAR_CP, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-             "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+        self.procs[i] = _spawn(zk_argv(cfg), stdin=subprocess.DEVNULL, stdout=logf,
+                               stderr=subprocess.STDOUT)
         logf.close()
 
     def srvr(self, i, timeout=1.0):
         """The reply to the `srvr` four-letter command on node i ("" if it does not answer)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.ports[i]), timeout=timeout) as s:
-                s.sendall(b"srvr")
-                chunks = []
-                while True:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    chunks.append(b)
-            return b"".join(chunks).decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return srvr("127.0.0.1", self.ports[i], timeout)
 
     def mode(self, i):
         """'standalone', 'leader' or 'follower' when node i serves requests, else None."""
-        for line in self.srvr(i).splitlines():
-            if line.startswith("Mode:"):
-                return line.split(":", 1)[1].strip()
-        return None
+        return zk_mode("127.0.0.1", self.ports[i])
 
     def wait_serving(self, i, timeout=60):
         def serving():
@@ -346,6 +371,38 @@ class MockKafka:
 
 # ------------------------------------------------------------------ ferry-worker
 
+def worker_properties(dst_bootstrap, zk_connect, host, port, group):
+    """The connect-distributed.properties keys of a test worker listening on host:port (the
+    storage topics are the ones STORAGE_TOPICS pre-creates on the destination mock)."""
+    return {
+        "bootstrap.servers": dst_bootstrap,
+        "group.id": group,
+        "config.storage.topic": "connect-configs",
+        "offset.storage.topic": "connect-offsets",
+        "status.storage.topic": "connect-status",
+        "config.storage.replication.factor": "1",
+        "offset.storage.replication.factor": "1",
+        "status.storage.replication.factor": "1",
+        "offset.storage.partitions": str(STORAGE_TOPICS["connect-offsets"]),
+        "status.storage.partitions": str(STORAGE_TOPICS["connect-status"]),
+        "listeners": f"http://{host}:{port}",
+        "rest.advertised.host.name": host,
+        "rest.advertised.port": str(port),
+        "offset.flush.interval.ms": "1000",
+        "key.converter": BYTES_CONVERTER,
+        "value.converter": BYTES_CONVERTER,
+        "zookeeper.connect": zk_connect,
+        "consumer.fetch.wait.max.ms": "10",
+    }
+
+
+def write_properties(path, props, comment):
+    with open(path, "w") as f:
+        f.write(f"# {comment}\n")
+        for k, v in props.items():
+            f.write(f"{k}={v}\n")
+
+
 class Worker:
     """One ferry-worker process with its own properties file and REST port. The constructor
     writes the config and starts the process; call wait_ready() before using the REST API."""
@@ -359,31 +416,9 @@ class Worker:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logpath = os.path.join(tmpdir, f"worker{idx}.log")
         self.props_path = os.path.join(self.dir, "connect-distributed.properties")
-        self.props = {
-            "bootstrap.servers": dst_bootstrap,
-            "group.id": group,
-            "config.storage.topic": "connect-configs",
-            "offset.storage.topic": "connect-offsets",
-            "status.storage.topic": "connect-status",
-            "config.storage.replication.factor": "1",
-            "offset.storage.replication.factor": "1",
-            "status.storage.replication.factor": "1",
-            "offset.storage.partitions": "25",
-            "status.storage.partitions": "5",
-            "listeners": f"http://127.0.0.1:{self.port}",
-            "rest.advertised.host.name": "127.0.0.1",
-            "rest.advertised.port": str(self.port),
-            "offset.flush.interval.ms": "1000",
-            "key.converter": BYTES_CONVERTER,
-            "value.converter": BYTES_CONVERTER,
-            "zookeeper.connect": zk_connect,
-            "consumer.fetch.wait.max.ms": "10",
-        }
+        self.props = worker_properties(dst_bootstrap, zk_connect, "127.0.0.1", self.port, group)
         self.props.update({k: str(v) for k, v in (extra or {}).items()})
-        with open(self.props_path, "w") as f:
-            f.write(f"# written by ferrytest for worker {idx}\n")
-            for k, v in self.props.items():
-                f.write(f"{k}={v}\n")
+        write_properties(self.props_path, self.props, f"written by ferrytest for worker {idx}")
         self.proc = None
         self.procs = []   # every process this worker object started (restarts included)
         if start:
@@ -596,7 +631,8 @@ def compare(src_bs, src_topic, dst_bs, dst_topic, exact=False, timeout_ms=None):
     except ValueError:
         raise AssertionError(f"kafkatool compare failed (rc={rc}), output: {out!r}")
     report["rc"] = rc
-    log(f"compare {src_topic} -> {dst_topic}: {out.strip()} rc={rc}")
+    brief = {k: v for k, v in report.items() if k != "per_partition"}
+    log(f"compare {src_topic} -> {dst_topic}: {json.dumps(brief)}")
     return report
 
 
@@ -835,7 +871,7 @@ def ownership_events(worker):
     try:
         with open(worker.logpath, errors="replace") as f:
             for line in f:
-                if line.startswith("==== ferrytest: starting worker"):
+                if line.startswith("==== ") and " starting worker " in line:
                     incarnation += 1
                     continue
                 m = OWNERSHIP_RE.search(line)
