@@ -610,11 +610,14 @@ static void rebalance(coord_t *co)
     }
     assign_stats_t stats;
     int again = assign_compute(&conf, ws, n, &stats);
-    /* Write only if something differs from the last assignment. */
+    /* Write only if something differs from the last assignment. A revocation still waiting for
+     * its ack is no difference: the workers have it already, and rewriting it on every ack of
+     * anything else only inflated the generation (7 generations for one revoked task). */
     int changed = !co->have_last || co->last.n != n || strcmp(co->last.leader, co->member_name);
     for (size_t i = 0; i < n && !changed; i++) {
         const proto_assignment_entry_t *e = last_entry(co, ws[i].id);
-        changed = !e || !assign_list_equal(&e->assigned, &ws[i].assigned) || ws[i].revoked.n;
+        changed = !e || !assign_list_equal(&e->assigned, &ws[i].assigned) ||
+                  !assign_list_equal(&e->revoked, &ws[i].revoked);
     }
     if (changed) {
         proto_assignment_t a = {.generation = (co->have_last ? co->last.generation : 0) + 1,

@@ -433,6 +433,14 @@ class DistributedTest(unittest.TestCase):
                 old = next(w.idx for w in c.workers if wid(w) == before[k])
                 self.assertIn(("release", old), kinds, f"task {k}: {kinds}")
                 self.assertIn(("acquire", w2.idx), kinds, f"task {k}: {kinds}")
+            # one join = one generation revoking what must move, then one per batch of
+            # acknowledged revocations handing it over: at most 1 + moved. A revocation awaiting
+            # its ack must not be rewritten as a new generation each time another ack arrives.
+            gens = sorted({int(m.group(1)) for w in c.workers
+                           for _, line in log_lines(w, "worker(s),", since_ms=join_ms)
+                           for m in [re.search(r"generation (\d+): ", line)] if m})
+            self.assertGreaterEqual(len(gens), 2, f"generations written for one join: {gens}")
+            self.assertLessEqual(len(gens), 1 + len(moved), f"generations for one join: {gens}")
             self.finish_copy(c, join, n, exact=False)
             assert_no_overlap(ownership_intervals(c.workers))
             self.stop_all(c)
