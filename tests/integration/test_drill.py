@@ -19,7 +19,8 @@ import time
 import types
 import unittest
 
-from ferrytest import http, log, produce, src_dir, wait_until, compare, seed_connector
+from ferrytest import (build_dir, compare, free_port, http, log, produce, seed_connector, src_dir,
+                       wait_until)
 
 DEPLOY = os.path.join(src_dir(), "deploy")
 SESSION_S = 6
@@ -153,6 +154,46 @@ class LauncherTest(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("--partition needs --netns", err)
 
+
+    def test_c_install_and_run_the_default_config(self):
+        """deploy/install.sh lays out the service files; the installed binary runs the installed
+        default config once the addresses point at a cluster, and stops cleanly on SIGTERM
+        (what systemctl stop sends)."""
+        root = os.path.join(self.dir, "root")
+        rc, out, err = run([os.path.join(DEPLOY, "install.sh"), build_dir(), "--root", root])
+        self.assertEqual(rc, 0, err)
+        for f in ("usr/bin/ferry-worker", "etc/ferry/connect-distributed.properties",
+                  "etc/systemd/system/ferry.service"):
+            self.assertTrue(os.path.isfile(os.path.join(root, f)), f)
+        with open(os.path.join(root, "etc/systemd/system/ferry.service")) as f:
+            self.assertIn("ExecStart=/usr/bin/ferry-worker /etc/ferry/connect-distributed.properties",
+                          f.read())
+        rc, out, err = run([os.path.join(DEPLOY, "install.sh"), build_dir(), "--root", root])
+        self.assertIn("keeping the existing", out)          # a second install keeps the config
+
+        rc, out, err = cluster_cli("start", "--dir", self.dir, "--workers", 0)
+        self.assertEqual(rc, 0, err)
+        st = self.status()
+        port = free_port()
+        cfg = os.path.join(self.dir, "etc-ferry.properties")
+        with open(os.path.join(root, "etc/ferry/connect-distributed.properties")) as f:
+            text = f.read()
+        for key, value in (("bootstrap.servers", st["dst"]), ("zookeeper.connect", st["zookeeper"]),
+                           ("listeners", f"http://127.0.0.1:{port}")):
+            text, n = re.subn(rf"(?m)^{re.escape(key)}=.*$", f"{key}={value}", text)
+            self.assertEqual(n, 1, key)
+        with open(cfg, "w") as f:
+            f.write(text)
+        with open(os.path.join(self.dir, "installed.log"), "wb") as logf:
+            p = subprocess.Popen([os.path.join(root, "usr/bin/ferry-worker"), cfg],
+                                 stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200,
+                       30, what="the installed worker to be ready")
+        finally:
+            p.terminate()
+            rc = p.wait(timeout=20)
+        self.assertEqual(rc, 0)
 
 class DrillTest(unittest.TestCase):
     def test_a_short_drill(self):
