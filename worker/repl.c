@@ -67,6 +67,22 @@ static const keydef_t defs[] = {
      "Replication factor of destination topics ferry creates; 0 = min(3, brokers)."},
     {"provenance.header.enable", T_BOOLEAN, "false", 0, "LOW", "Destination",
      "Add a __ferry.provenance header and skip records that came from the destination cluster."},
+    {"source.offset.header.enable", T_BOOLEAN, "true", 0, "MEDIUM", "Delivery",
+     "Write each record's source offset in a header, and resume a partition a task takes over "
+     "right after the last source offset found at the end of its destination partition, so "
+     "that records are not copied twice after a crash. false: no extra header; resume from the "
+     "stored offsets only (at-least-once)."},
+    {"source.offset.header.name", T_STRING, REPL_OFFSET_HEADER, 0, "LOW", "Delivery",
+     "Name of the source-offset header (8-byte big-endian offset)."},
+    {"exactly.once.support", T_STRING, "requested", 0, "MEDIUM", "Delivery",
+     "requested or required (KIP-618). With exactly.once.source.support=enabled on the worker, "
+     "records and their source offsets are written in one producer transaction per "
+     "transaction.boundary; required makes tasks fail on workers without it."},
+    {"transaction.boundary", T_STRING, "poll", 0, "MEDIUM", "Delivery",
+     "When a transaction commits: poll (after every batch taken from the source) or interval "
+     "(every transaction.boundary.interval.ms)."},
+    {"transaction.boundary.interval.ms", T_LONG, NULL, 0, "LOW", "Delivery",
+     "Commit interval for transaction.boundary=interval; default offset.flush.interval.ms."},
     {"src.cluster.alias", T_STRING, "source", 0, "LOW", "Destination", "Name of the source cluster."},
     {"dest.cluster.alias", T_STRING, "destination", 0, "LOW", "Destination",
      "Name of the destination cluster."},
@@ -201,6 +217,15 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config)
         asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 100", v, n);
     else if (!strcmp(n, "src.kafka.max.poll.records") && (cfg_ll(config, n) < 1 || cfg_ll(config, n) > 1000000))
         asprintf(&err, "Invalid value %s for configuration %s: Value must be between 1 and 1000000", v, n);
+    else if (!strcmp(n, "exactly.once.support") && strcmp(v, "requested") && strcmp(v, "required"))
+        asprintf(&err, "Invalid value %s for configuration exactly.once.support: must be requested or required", v);
+    else if (!strcmp(n, "transaction.boundary") && strcmp(v, "poll") && strcmp(v, "interval"))
+        asprintf(&err, "Invalid value %s for configuration transaction.boundary: must be poll or interval "
+                       "(connector-defined boundaries do not apply to a replicator)", v);
+    else if (!strcmp(n, "transaction.boundary.interval.ms") && cfg_ll(config, n) < 1)
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 1", v, n);
+    else if (!strcmp(n, "source.offset.header.name") && !*v)
+        asprintf(&err, "Invalid value for configuration source.offset.header.name: must not be empty");
     else if (!strcmp(n, "offset.start") && strcmp(v, "earliest") && strcmp(v, "latest"))
         asprintf(&err, "Invalid value %s for configuration offset.start: must be earliest or latest", v);
     else if (!strcmp(n, "dest.topic.replication.factor") && (cfg_ll(config, n) < 0 || cfg_ll(config, n) > 32767))
@@ -261,8 +286,8 @@ int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out)
     }
     fclose(mf);
     if (infos_out)
-        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
-                               "groups", "Common", "Source", "Topics", "Destination", "configs",
+        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
+                               "groups", "Common", "Source", "Topics", "Destination", "Delivery", "configs",
                                configs);
     else
         json_decref(configs);

@@ -23,6 +23,8 @@
 #define REPL_VERSION FERRY_VERSION
 /** Task-config key holding the task's source partitions: "topic:0,topic:1,...". */
 #define REPL_TASK_PARTITIONS "task.partitions"
+/** Default name of the header carrying a copied record's source offset (8 bytes, big-endian). */
+#define REPL_OFFSET_HEADER "__ferry.offset"
 
 /** @returns 1 if @p cls names this connector: the simple name, the alias without "Connector",
  *  or either behind any dotted package prefix. */

@@ -30,6 +30,8 @@ typedef struct tpart {
     int64_t acked;   /* next offset whose predecessors are all acknowledged; -1 = nothing yet */
     int64_t written; /* last value written to the offset topic */
     int64_t expect;  /* next offset we expect to consume, to report gaps */
+    int64_t committed; /* transactional mode: next offset as of the last committed transaction */
+    int64_t dest_last; /* highest source offset found at the destination's end, -1 = none */
 } tpart_t;
 
 typedef struct ttopic {
@@ -65,6 +67,11 @@ struct rtask {
     int owning;
     uint64_t purged;
     char worker_id[300];
+    /* delivery: source-offset header and transactions (see resume_from_destination, txn_commit) */
+    int pos_header;
+    const char *pos_header_name;
+    int txn, txn_per_poll, txn_open, aborting;
+    int64_t txn_interval_ms;
 };
 
 void rtask_ev_free(rtask_ev_t *ev)
@@ -148,8 +155,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     if ((m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
          m->err == RD_KAFKA_RESP_ERR__DESTROY) &&
-        atomic_load(&t->stop)) {
-        t->purged++; /* dropped on purpose by a stop or a fence: re-copied by the next owner */
+        (atomic_load(&t->stop) || t->aborting)) {
+        /* dropped on purpose by a stop, a fence or an aborted transaction: copied again by
+         * the next owner, or by this task after it rewinds */
+        t->purged++;
     } else if (m->err) {
         fail(t, "delivery to %s[%d] failed: %s", rd_kafka_topic_name(m->rkt), m->partition,
              rd_kafka_err2str(m->err));
@@ -231,6 +240,13 @@ static int make_clients(rtask_t *t)
     kutil_conf_set(pc, "queue.buffering.max.kbytes", "32768", NULL, NULL);
     kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
     kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
+    if (t->txn) {
+        /* Kafka Connect's transactional id for a source task (KIP-618): a new owner's
+         * init_transactions() bumps the epoch and fences every older producer of this task. */
+        char txid[600];
+        snprintf(txid, sizeof txid, "%s-%s-%d", wc->group_id, t->connector, t->task);
+        kutil_conf_set(pc, "transactional.id", txid, NULL, NULL);
+    }
     if (kutil_conf_apply(pc, wc->common, "", &err) || kutil_conf_apply(pc, wc->producer, "producer.", &err) ||
         kutil_conf_apply_prefixed(pc, t->config, "dest.kafka.", &err) ||
         kutil_conf_apply_prefixed(pc, t->config, "producer.override.", &err)) {
@@ -310,6 +326,167 @@ static int check_destination(rtask_t *t)
     return 0;
 }
 
+/* Fences every older producer of this task and aborts its open transaction (transactional
+ * mode only). Must precede reading the destination's end, which an open transaction hides. */
+static int init_transactions(rtask_t *t)
+{
+    if (!t->txn)
+        return 0;
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(t->prod, 30000);
+        if (!e)
+            return 0;
+        int retry = rd_kafka_error_is_retriable(e) && !atomic_load(&t->stop);
+        if (!retry)
+            fail(t, "cannot start transactions on the destination: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        if (!retry)
+            return -1;
+    }
+}
+
+static tpart_t *find_target_part(rtask_t *t, const char *target, int32_t partition)
+{
+    for (int i = 0; i < t->nparts; i++)
+        if (t->parts[i].partition == partition && !strcmp(t->topics[t->parts[i].topic].target, target))
+            return &t->parts[i];
+    return NULL;
+}
+
+static int64_t header_offset(const rtask_t *t, rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h;
+    const void *v;
+    size_t len;
+    if (rd_kafka_message_headers(m, &h) ||
+        rd_kafka_header_get_last(h, t->pos_header_name, &v, &len) || len != 8)
+        return -1;
+    uint64_t off = 0;
+    for (int i = 0; i < 8; i++)
+        off = off << 8 | ((const unsigned char *)v)[i];
+    return (int64_t)off;
+}
+
+/* Reads the end of every destination partition of this task and records, in dest_last, the
+ * highest source offset its records carry in the source-offset header. It reads a window
+ * before the high watermark, growing it (x8) while it holds no such header, so aborted
+ * transactions or markers at the end do not hide the last copied record. */
+static int read_destination_ends(rtask_t *t)
+{
+    const wconf_t *wc = t->wc;
+    ferr_t err = {0};
+    char e[512], gid[300];
+    rd_kafka_conf_t *c = kutil_conf_new(wc->bootstrap_servers);
+    snprintf(gid, sizeof gid, "ferry-%s-%d-end", t->connector, t->task);
+    kutil_conf_set(c, "group.id", gid, NULL, NULL);
+    kutil_conf_set(c, "client.id", gid, NULL, NULL);
+    kutil_conf_set(c, "enable.auto.commit", "false", NULL, NULL);
+    kutil_conf_set(c, "enable.partition.eof", "true", NULL, NULL);
+    kutil_conf_set(c, "fetch.wait.max.ms", "10", NULL, NULL);
+    if (kutil_conf_apply(c, wc->common, "", &err) || kutil_conf_apply(c, wc->consumer, "consumer.", &err)) {
+        rd_kafka_conf_destroy(c);
+        fail(t, "%s", err.msg);
+        return -1;
+    }
+    kutil_conf_set(c, "bootstrap.servers", wc->bootstrap_servers, NULL, NULL);
+    kutil_conf_set(c, "isolation.level", "read_committed", NULL, NULL);
+    rd_kafka_t *dc = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
+    if (!dc) {
+        fail(t, "cannot create a consumer for the destination: %s", e);
+        return -1;
+    }
+    int64_t *lo = calloc(t->nparts, sizeof *lo), *hi = calloc(t->nparts, sizeof *hi),
+            *window = calloc(t->nparts, sizeof *window);
+    int *done = calloc(t->nparts, sizeof *done), left = 0;
+    for (int i = 0; i < t->nparts && !atomic_load(&t->stop); i++) {
+        tpart_t *tp = &t->parts[i];
+        tp->dest_last = -1;
+        window[i] = 64;
+        for (int warned = 0; !atomic_load(&t->stop);) {
+            rd_kafka_resp_err_t q = rd_kafka_query_watermark_offsets(
+                dc, t->topics[tp->topic].target, tp->partition, &lo[i], &hi[i], 10000);
+            if (!q)
+                break;
+            if (!warned++)
+                FLOG(WARN, TASK, "task %s-%d: cannot read the end of %s[%d] yet (%s); retrying",
+                     t->connector, t->task, t->topics[tp->topic].target, tp->partition, rd_kafka_err2str(q));
+            usleep(500 * 1000);
+        }
+        done[i] = hi[i] <= lo[i];
+        left += !done[i];
+    }
+    while (left > 0 && !atomic_load(&t->stop)) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->nparts);
+        int *eof = calloc(t->nparts, sizeof *eof), waiting = 0;
+        for (int i = 0; i < t->nparts; i++)
+            if (!done[i]) {
+                int64_t from = hi[i] - window[i] > lo[i] ? hi[i] - window[i] : lo[i];
+                rd_kafka_topic_partition_list_add(l, t->topics[t->parts[i].topic].target,
+                                                  t->parts[i].partition)->offset = from;
+                waiting++;
+            }
+        rd_kafka_assign(dc, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        int64_t deadline = kutil_now_ms() + 15000;
+        while (waiting > 0 && !atomic_load(&t->stop) && kutil_now_ms() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(dc, 100);
+            if (!m)
+                continue;
+            tpart_t *tp = m->rkt ? find_target_part(t, rd_kafka_topic_name(m->rkt), m->partition) : NULL;
+            int i = tp ? (int)(tp - t->parts) : -1;
+            if (i >= 0 && !done[i] && !eof[i]) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->offset >= hi[i]) {
+                    eof[i] = 1;
+                    waiting--;
+                } else if (!m->err) {
+                    int64_t o = header_offset(t, m);
+                    if (o > tp->dest_last)
+                        tp->dest_last = o;
+                }
+            }
+            rd_kafka_message_destroy(m);
+        }
+        for (int i = 0; i < t->nparts; i++) {
+            if (done[i] || !eof[i])
+                continue; /* not read to its end in time: read it again */
+            if (t->parts[i].dest_last >= 0 || hi[i] - window[i] <= lo[i]) {
+                done[i] = 1;
+                left--;
+            } else {
+                window[i] *= 8;
+            }
+        }
+        free(eof);
+        rd_kafka_assign(dc, NULL);
+    }
+    rd_kafka_consumer_close(dc);
+    rd_kafka_destroy(dc);
+    free(lo);
+    free(hi);
+    free(window);
+    free(done);
+    return atomic_load(&t->stop) ? -1 : 0;
+}
+
+/* Where each partition resumes: right after the last source offset already at the
+ * destination when the header says so, whatever the offset topic says (a crashed owner may
+ * have copied past its last stored offset); the stored offset otherwise. */
+static int resume_from_destination(rtask_t *t)
+{
+    if (!t->pos_header || read_destination_ends(t))
+        return t->pos_header ? -1 : 0;
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        if (tp->dest_last < 0 || tp->dest_last + 1 == tp->start)
+            continue;
+        FLOG(INFO, TASK, "task %s-%d: %s[%d] resumes at %lld, after the last record at the "
+             "destination (stored offset: %lld)", t->connector, t->task, t->topics[tp->topic].name,
+             tp->partition, (long long)tp->dest_last + 1, (long long)tp->start);
+        tp->start = tp->acked = tp->expect = tp->dest_last + 1;
+    }
+    return 0;
+}
+
 /* One line per partition when this task starts or stops writing it, with wall-clock
  * milliseconds: tests merge these lines from every worker to prove no two owners overlap. */
 static void log_ownership(const rtask_t *t, const char *what)
@@ -339,6 +516,7 @@ static int assign(rtask_t *t)
                 off = latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
         }
         rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = off;
+        tp->committed = off;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(t->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -418,6 +596,14 @@ static void copy_one(rtask_t *t, rd_kafka_message_t *m)
             copy = rd_kafka_headers_new(1);
         rd_kafka_header_add(copy, PROVENANCE_HEADER, -1, t->src_alias, -1);
     }
+    if (t->pos_header) {
+        unsigned char be[8];
+        for (int i = 0; i < 8; i++)
+            be[i] = (unsigned char)((uint64_t)m->offset >> (56 - 8 * i));
+        if (!copy)
+            copy = rd_kafka_headers_new(1);
+        rd_kafka_header_add(copy, t->pos_header_name, -1, be, sizeof be);
+    }
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     for (;;) {
@@ -454,9 +640,79 @@ static void set_paused(rtask_t *t, int paused)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* ---- transactions (exactly.once.source.support=enabled) ------------------------------ */
+
+static void txn_begin(rtask_t *t)
+{
+    if (!t->txn || t->txn_open)
+        return;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(t->prod);
+    if (e) {
+        fail(t, "cannot begin a transaction: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return;
+    }
+    t->txn_open = 1;
+}
+
+/* After an aborted transaction nothing it wrote counts: go back to the last committed
+ * positions and consume from there again. */
+static void txn_abort_and_rewind(rtask_t *t, const char *why)
+{
+    FLOG(WARN, TASK, "task %s-%d: transaction aborted (%s); copying again from the last commit",
+         t->connector, t->task, why);
+    t->aborting = 1;
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(t->prod, (int)t->wc->task_shutdown_timeout_ms);
+    t->aborting = 0;
+    t->txn_open = 0;
+    if (e) {
+        fail(t, "cannot abort the transaction: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->nparts);
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        tp->acked = tp->written = tp->expect = tp->committed;
+        rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = tp->committed;
+    }
+    rd_kafka_resp_err_t ae = rd_kafka_assign(t->cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (ae)
+        fail(t, "cannot rewind the source consumer: %s", rd_kafka_err2str(ae));
+}
+
+/* Commits the open transaction with the offsets of everything it holds: waits for the
+ * records' delivery reports (so acked covers them), adds the offset records, commits. A
+ * retriable failure keeps the transaction open for the next attempt; an abortable one aborts
+ * and rewinds; anything else (a newer owner fenced this producer) fails the task. */
+static void txn_commit(rtask_t *t)
+{
+    if (!t->txn_open)
+        return;
+    if (rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return; /* the destination is slow or away: try again at the next boundary */
+    if (t->failed)
+        return;
+    flush_offsets(t);
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(t->prod, (int)t->wc->offset_flush_timeout_ms);
+    if (!e) {
+        t->txn_open = 0;
+        for (int i = 0; i < t->nparts; i++)
+            t->parts[i].committed = t->parts[i].acked >= 0 ? t->parts[i].acked : t->parts[i].committed;
+        atomic_fetch_add(&t->flushed, 1);
+        return;
+    }
+    if (rd_kafka_error_txn_requires_abort(e))
+        txn_abort_and_rewind(t, rd_kafka_error_string(e));
+    else if (!rd_kafka_error_is_retriable(e))
+        fail(t, "committing a transaction failed: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+}
+
 static void copy_loop(rtask_t *t)
 {
-    int64_t interval = t->wc->offset_flush_interval_ms;
+    int64_t interval = t->txn && !t->txn_per_poll ? t->txn_interval_ms : t->wc->offset_flush_interval_ms;
     int64_t next_flush = kutil_now_ms() + interval;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(t->cons);
     rd_kafka_message_t **batch = malloc(sizeof(*batch) * t->max_poll);
@@ -481,13 +737,20 @@ static void copy_loop(rtask_t *t)
                         n += more;
                 }
             }
+            if (n > 0)
+                txn_begin(t);
             for (ssize_t i = 0; i < n; i++)
                 copy_one(t, batch[i]);
             rd_kafka_poll(t->prod, 0);
+            if (n > 0 && t->txn_per_poll)
+                txn_commit(t);
         }
         int64_t now = kutil_now_ms();
         if (now >= next_flush) {
-            flush_offsets(t);
+            if (t->txn)
+                txn_commit(t); /* offsets are written inside transactions only */
+            else
+                flush_offsets(t);
             next_flush = now + interval;
         }
     }
@@ -504,7 +767,9 @@ static void shutdown_clients(rtask_t *t)
     if (t->prod) {
         /* Finish in-flight batches, then store the offsets they acknowledged; a fenced task
          * drops what it has not sent instead. */
-        if (!atomic_load(&t->fenced)) {
+        if (!atomic_load(&t->fenced) && t->txn) {
+            txn_commit(t);
+        } else if (!atomic_load(&t->fenced)) {
             rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
             flush_offsets(t);
             rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
@@ -530,8 +795,12 @@ static void shutdown_clients(rtask_t *t)
 static void *task_main(void *arg)
 {
     rtask_t *t = arg;
-    if (build_partitions(t) == 0 && make_clients(t) == 0 && check_destination(t) == 0 &&
-        assign(t) == 0 && !atomic_load(&t->stop)) {
+    if (!t->txn && !strcmp(cfg(t, "exactly.once.support", "requested"), "required"))
+        fail(t, "exactly.once.support=required, but this worker does not have "
+                "exactly.once.source.support=enabled");
+    if (!t->failed && build_partitions(t) == 0 && make_clients(t) == 0 && init_transactions(t) == 0 &&
+        check_destination(t) == 0 && resume_from_destination(t) == 0 && assign(t) == 0 &&
+        !atomic_load(&t->stop)) {
         FLOG(INFO, TASK, "task %s-%d copying %d partition(s)", t->connector, t->task, t->nparts);
         post(t, RTASK_EV_RUNNING, NULL);
         copy_loop(t);
@@ -559,6 +828,13 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->provenance = !strcasecmp(cfg(t, "provenance.header.enable", "false"), "true");
     t->src_alias = cfg(t, "src.cluster.alias", "source");
     t->dst_alias = cfg(t, "dest.cluster.alias", "destination");
+    t->pos_header = strcasecmp(cfg(t, "source.offset.header.enable", "true"), "false") != 0;
+    t->pos_header_name = cfg(t, "source.offset.header.name", REPL_OFFSET_HEADER);
+    t->txn = p->wc->eos_source;
+    t->txn_per_poll = strcmp(cfg(t, "transaction.boundary", "poll"), "interval") != 0;
+    t->txn_interval_ms = atoll(cfg(t, "transaction.boundary.interval.ms", "0"));
+    if (t->txn_interval_ms < 1)
+        t->txn_interval_ms = p->wc->offset_flush_interval_ms;
     t->max_poll = atoi(cfg(t, "src.kafka.max.poll.records", "500"));
     if (t->max_poll < 1)
         t->max_poll = 500;

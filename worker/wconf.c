@@ -576,7 +576,16 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
                       &c->scheduled_rebalance_max_delay_ms, err)) ||
         (rc = get_zk(p, c, err)))
         return rc;
-    return FERR_OK;
+    char *eos = NULL;
+    if ((rc = get_str(p, "exactly.once.source.support", "disabled", &eos, err)))
+        return rc;
+    c->eos_source = !strcasecmp(eos, "enabled");
+    int eos_ok = c->eos_source || !strcasecmp(eos, "disabled") || !strcasecmp(eos, "preparing");
+    if (!eos_ok)
+        rc = invalid(err, "exactly.once.source.support", eos,
+                     "String must be one of (case insensitive): DISABLED, ENABLED, PREPARING");
+    free(eos);
+    return rc;
 }
 
 wconf_t *wconf_new(const props_t *p, ferr_t *err)
@@ -693,6 +702,7 @@ void wconf_log_summary(const wconf_t *c)
     SET_NUM("task.shutdown.graceful.timeout.ms", c->task_shutdown_timeout_ms);
     SET_NUM("scheduled.rebalance.max.delay.ms", c->scheduled_rebalance_max_delay_ms);
     SET_NUM("zookeeper.session.timeout.ms", c->session_timeout_ms);
+    props_set(eff, "exactly.once.source.support", c->eos_source ? "enabled" : "disabled");
     SET_NUM("rest.advertised.port", c->advertised_port);
 #undef SET_NUM
     char url[WCONF_URL_MAX];

@@ -35,9 +35,11 @@ SRC_TOPICS = {
     "a": 2, "b": 4, "c": 8,                         # c: several topics
     "orders.eu": 4, "orders.us": 2, "orders.secret": 2, "ordersx": 2,   # d: regex + blacklist
     "hdr": 3,                                       # e: headers and timestamps
+    "hdr2": 2,                                      # e: ... without the source-offset header
     "narrow": 8,                                    # f: destination with fewer partitions
     "events.a": 4,                                  # g: new topic while running
     "crash": 16,                                    # h: kill -9
+    "crash2": 16,                                   # h2: kill -9, no offset header
     "mem": 16,                                      # i: memory
     "outage": 8,                                    # j: source broker outage
     "graceful": 8,                                  # k: SIGTERM mid-copy
@@ -48,9 +50,11 @@ DST_TOPICS = {
     "a.replica": 2, "b.replica": 4, "c.replica": 8,
     "orders.eu.replica": 4, "orders.us.replica": 2, "orders.secret.replica": 2,
     "hdr.replica": 3,
+    "hdr2.replica": 2,
     "narrow.replica": 2,                            # fewer than the source's 8, on purpose
     "events.a.replica": 4,
     "crash.replica": 16,
+    "crash2.replica": 16,
     "mem.replica": 16,
     "outage.replica": 8,
     "graceful.replica": 8,
@@ -70,6 +74,18 @@ def proc_status_kb(pid, field):
         return None
     return None
 
+
+
+def split_offset_header(headers):
+    """(the other headers, the source offset) of a copied record's headers: ferry appends
+    __ferry.offset, an 8-byte big-endian source offset (kafkatool shows bytes >= 0x80 that
+    are not UTF-8 as the code points of the same value)."""
+    others = [h for h in headers if h[0] != "__ferry.offset"]
+    mine = [h for h in headers if h[0] == "__ferry.offset"]
+    if len(mine) != 1:
+        return others, None
+    raw = bytes(ord(c) for c in mine[0][1])
+    return others, int.from_bytes(raw, "big") if len(raw) == 8 else None
 
 class ReplicationTest(ClusterTestCase):
     cluster_args = dict(workers=1, src_topics=SRC_TOPICS, dst_topics=DST_TOPICS)
@@ -265,15 +281,27 @@ class ReplicationTest(ClusterTestCase):
             self.assertEqual(len(want), 3)
             self.assertEqual(len(got), 3, f"partition {part} offset {off}")
             for w, g in zip(want, got):
+                # the copy carries the source's headers, then ferry's source-offset header
+                headers, src_offset = split_offset_header(g["headers"])
+                g = {**g, "headers": headers}
                 for field in ("partition", "offset", "key", "value", "headers", "timestamp"):
                     self.assertEqual(g[field], w[field], f"{field} of hdr[{part}]@{w['offset']}")
+                self.assertEqual(src_offset, w["offset"])
         # spot values: record i is in partition i % 3, with headers seq=i and src=kafkatool
         r = consume(self.dst, "hdr.replica", 1, partition=2, offset=10)[0]
         self.assertEqual(r["key"], "k32")
-        self.assertEqual(r["headers"], [["seq", "32"], ["src", "kafkatool"]])
+        self.assertEqual(split_offset_header(r["headers"]), ([["seq", "32"], ["src", "kafkatool"]], 10))
         self.assertEqual(r["timestamp"], 1700000000000 + 32)
         r = consume(self.dst, "hdr.replica", 1, partition=0, offset=1000)[0]
-        self.assertEqual((r["key"], r["headers"], r["timestamp"]), ("k3000", [], 1700000003000))
+        self.assertEqual((r["key"], split_offset_header(r["headers"]), r["timestamp"]),
+                         ("k3000", ([], 1000), 1700000003000))
+        # with the header switched off, the headers are exactly the source's
+        produce(self.src, "hdr2", 300)
+        self.create("hdr-plain", topic="hdr2", rename="hdr2.replica",
+                    **{"source.offset.header.enable": "false"})
+        self.wait_total("hdr2.replica", 300, timeout=60)
+        for w, g in zip(consume(self.src, "hdr2", 5, partition=1), consume(self.dst, "hdr2.replica", 5, partition=1)):
+            self.assertEqual(g["headers"], w["headers"])
 
     # ------------------------------------------------------------------ 6. partition counts
 
@@ -371,46 +399,61 @@ class ReplicationTest(ClusterTestCase):
         return join
 
     def test_h_kill9_mid_copy(self):
+        """Exactly once through kill -9: the restarted task resumes after the last source
+        offset found at the end of each destination partition, not at the stored offsets."""
+        r, at_kill, stored = self.kill9_mid_copy("crash", header=True)
+        self.assertEqual(r["duplicates"], 0, r)
+        resumed = [line for line in open(self.worker.logpath, errors="replace")
+                   if "crash-" in line and "resumes at" in line]
+        self.assertTrue(resumed, "no partition resumed from the destination after the kill")
+
+    def test_h2_kill9_mid_copy_without_offset_header(self):
+        """With source.offset.header.enable=false: at least once, and only what was copied
+        after the last stored offsets is copied again."""
+        r, at_kill, stored = self.kill9_mid_copy("crash2", header=False)
+        self.assertLessEqual(r["duplicates"], at_kill - stored, r)
+
+    def kill9_mid_copy(self, topic, header):
         n, rate = 200_000, 40_000
-        self.create("crash", topic="crash", rename="crash.replica", **{"tasks.max": "2"})
-        self.wait_tasks("crash", n=2)
+        self.create(topic, topic=topic, rename=f"{topic}.replica",
+                    **{"tasks.max": "2", "source.offset.header.enable": str(header).lower()})
+        self.wait_tasks(topic, n=2)
         # The copy keeps up with any producer here, so the source is fed at a fixed rate (5 s
         # in all): the kill then lands mid-copy and after some offsets were flushed.
-        join = self.produce_in_background("crash", n, rate)
+        join = self.produce_in_background(topic, n, rate)
         seen = []
 
         def in_window():
-            c = count(self.dst, "crash.replica")
+            c = count(self.dst, f"{topic}.replica")
             total = c["total"] if c else 0
             seen.append(total)
             if total > 0.8 * n:
                 raise AssertionError(f"copy passed 80% before the kill could happen: {seen}")
             if total < 0.2 * n:
                 return None
-            stored = self.stored_offsets("crash")
+            stored = self.stored_offsets(topic)
             return (total, stored) if stored >= 0.1 * n else None
         _, stored = wait_until(in_window, 60, interval=0.05,
-                               what="crash.replica to hold 20% with offsets stored")
+                               what=f"{topic}.replica to hold 20% with offsets stored")
         self.worker.kill9()
-        at_kill = count(self.dst, "crash.replica")["total"]
+        at_kill = count(self.dst, f"{topic}.replica")["total"]
         log(f"killed at {at_kill} of {n} records, {stored} offsets stored before the kill")
         self.assertLessEqual(at_kill, 0.8 * n)
         self.assertGreaterEqual(at_kill, 0.2 * n)
         self.worker.restart()
         join()
-        self.wait_total("crash.replica", n, timeout=120)
+        self.wait_total(f"{topic}.replica", n, timeout=120)
         time.sleep(1.5)          # let anything re-sent after the restart land before comparing
-        r = compare(self.src, "crash", self.dst, "crash.replica")
-        print(f"\n  kill -9 at {at_kill}/{n} ({stored} stored): duplicates after restart = "
-              f"{r['duplicates']} (offset.flush.interval.ms=1000, {rate} rec/s)",
-              file=sys.stderr, flush=True)
+        r = compare(self.src, topic, self.dst, f"{topic}.replica")
+        print(f"\n  kill -9 at {at_kill}/{n} ({stored} stored, offset header "
+              f"{'on' if header else 'off'}): duplicates after restart = {r['duplicates']} "
+              f"(offset.flush.interval.ms=1000, {rate} rec/s)", file=sys.stderr, flush=True)
         self.assertEqual((r["missing"], r["reordered"], r["mismatched"]), (0, 0, 0), r)
         self.assertEqual(r["source"], n)
         self.assertEqual(r["dest"], n + r["duplicates"])
         self.assertEqual(r["partitions_dst"], 16)
-        # only what was copied after the last stored offsets is copied again
-        self.assertLessEqual(r["duplicates"], at_kill - stored, r)
-        self.wait_tasks("crash", n=2)
+        self.wait_tasks(topic, n=2)
+        return r, at_kill, stored
 
     # ------------------------------------------------------------------ 9. memory
 
