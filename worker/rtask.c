@@ -334,8 +334,11 @@ static int init_transactions(rtask_t *t)
         return 0;
     for (;;) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(t->prod, 30000);
-        if (!e)
+        if (!e) {
+            FLOG(INFO, TASK, "task %s-%d: transactions started (transactional.id=%s-%s-%d), older "
+                 "producers of this task fenced", t->connector, t->task, t->wc->group_id, t->connector, t->task);
             return 0;
+        }
         int retry = rd_kafka_error_is_retriable(e) && !atomic_load(&t->stop);
         if (!retry)
             fail(t, "cannot start transactions on the destination: %s", rd_kafka_error_string(e));

@@ -87,7 +87,8 @@ def split_offset_header(headers):
     raw = bytes(ord(c) for c in mine[0][1])
     return others, int.from_bytes(raw, "big") if len(raw) == 8 else None
 
-class ReplicationTest(ClusterTestCase):
+class CopyTestCase(ClusterTestCase):
+    """One worker and the topics above; helpers only (the tests are in the subclasses)."""
     cluster_args = dict(workers=1, src_topics=SRC_TOPICS, dst_topics=DST_TOPICS)
 
     # ------------------------------------------------------------------ helpers
@@ -171,6 +172,78 @@ class ReplicationTest(ClusterTestCase):
     def log_lines(self, needle):
         with open(self.worker.logpath, errors="replace") as f:
             return [line for line in f if needle in line]
+
+    def stored_offsets(self, name):
+        """Sum of the next offsets the connector has stored in the offset topic."""
+        st, body, raw, _ = http("GET", f"{self.url}/connectors/{name}/offsets")
+        self.assertEqual(st, 200, raw)
+        return sum(o["offset"]["offset"] for o in body["offsets"])
+
+    def produce_in_background(self, topic, n, rate):
+        """Produces n records at `rate` per second in a thread; returns a join() function that
+        re-raises a failure."""
+        errors = []
+
+        def run():
+            try:
+                produce(self.src, topic, n, size=100, rate=rate, timeout_ms=120000)
+            except BaseException as e:       # noqa: BLE001 - reported by join()
+                errors.append(e)
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+
+        def join():
+            th.join(120)
+            self.assertFalse(th.is_alive(), f"producing to {topic} did not finish")
+            if errors:
+                raise errors[0]
+        return join
+
+    def kill9_mid_copy(self, topic, header, **overrides):
+        n, rate = 200_000, 40_000
+        self.create(topic, topic=topic, rename=f"{topic}.replica",
+                    **{"tasks.max": "2", "source.offset.header.enable": str(header).lower(), **overrides})
+        self.wait_tasks(topic, n=2)
+        # The copy keeps up with any producer here, so the source is fed at a fixed rate (5 s
+        # in all): the kill then lands mid-copy and after some offsets were flushed.
+        join = self.produce_in_background(topic, n, rate)
+        seen = []
+
+        def in_window():
+            c = count(self.dst, f"{topic}.replica")
+            total = c["total"] if c else 0
+            seen.append(total)
+            if total > 0.8 * n:
+                raise AssertionError(f"copy passed 80% before the kill could happen: {seen}")
+            if total < 0.2 * n:
+                return None
+            stored = self.stored_offsets(topic)
+            return (total, stored) if stored >= 0.1 * n else None
+        _, stored = wait_until(in_window, 60, interval=0.05,
+                               what=f"{topic}.replica to hold 20% with offsets stored")
+        self.worker.kill9()
+        at_kill = count(self.dst, f"{topic}.replica")["total"]
+        log(f"killed at {at_kill} of {n} records, {stored} offsets stored before the kill")
+        self.assertLessEqual(at_kill, 0.8 * n)
+        self.assertGreaterEqual(at_kill, 0.2 * n)
+        self.worker.restart()
+        join()
+        self.wait_total(f"{topic}.replica", n, timeout=120)
+        time.sleep(1.5)          # let anything re-sent after the restart land before comparing
+        r = compare(self.src, topic, self.dst, f"{topic}.replica")
+        print(f"\n  kill -9 at {at_kill}/{n} ({stored} stored, offset header "
+              f"{'on' if header else 'off'}): duplicates after restart = {r['duplicates']} "
+              f"(offset.flush.interval.ms=1000, {rate} rec/s)", file=sys.stderr, flush=True)
+        self.assertEqual((r["missing"], r["reordered"], r["mismatched"]), (0, 0, 0), r)
+        self.assertEqual(r["source"], n)
+        self.assertEqual(r["dest"], n + r["duplicates"])
+        self.assertEqual(r["partitions_dst"], 16)
+        self.wait_tasks(topic, n=2)
+        return r, at_kill, stored
+
+
+
+class ReplicationTest(CopyTestCase):
 
     # ------------------------------------------------------------------ 1. seed scenario
 
@@ -372,31 +445,6 @@ class ReplicationTest(ClusterTestCase):
 
     # ------------------------------------------------------------------ 8. kill -9
 
-    def stored_offsets(self, name):
-        """Sum of the next offsets the connector has stored in the offset topic."""
-        st, body, raw, _ = http("GET", f"{self.url}/connectors/{name}/offsets")
-        self.assertEqual(st, 200, raw)
-        return sum(o["offset"]["offset"] for o in body["offsets"])
-
-    def produce_in_background(self, topic, n, rate):
-        """Produces n records at `rate` per second in a thread; returns a join() function that
-        re-raises a failure."""
-        errors = []
-
-        def run():
-            try:
-                produce(self.src, topic, n, size=100, rate=rate, timeout_ms=120000)
-            except BaseException as e:       # noqa: BLE001 - reported by join()
-                errors.append(e)
-        th = threading.Thread(target=run, daemon=True)
-        th.start()
-
-        def join():
-            th.join(120)
-            self.assertFalse(th.is_alive(), f"producing to {topic} did not finish")
-            if errors:
-                raise errors[0]
-        return join
 
     def test_h_kill9_mid_copy(self):
         """Exactly once through kill -9: the restarted task resumes after the last source
@@ -412,48 +460,6 @@ class ReplicationTest(ClusterTestCase):
         after the last stored offsets is copied again."""
         r, at_kill, stored = self.kill9_mid_copy("crash2", header=False)
         self.assertLessEqual(r["duplicates"], at_kill - stored, r)
-
-    def kill9_mid_copy(self, topic, header):
-        n, rate = 200_000, 40_000
-        self.create(topic, topic=topic, rename=f"{topic}.replica",
-                    **{"tasks.max": "2", "source.offset.header.enable": str(header).lower()})
-        self.wait_tasks(topic, n=2)
-        # The copy keeps up with any producer here, so the source is fed at a fixed rate (5 s
-        # in all): the kill then lands mid-copy and after some offsets were flushed.
-        join = self.produce_in_background(topic, n, rate)
-        seen = []
-
-        def in_window():
-            c = count(self.dst, f"{topic}.replica")
-            total = c["total"] if c else 0
-            seen.append(total)
-            if total > 0.8 * n:
-                raise AssertionError(f"copy passed 80% before the kill could happen: {seen}")
-            if total < 0.2 * n:
-                return None
-            stored = self.stored_offsets(topic)
-            return (total, stored) if stored >= 0.1 * n else None
-        _, stored = wait_until(in_window, 60, interval=0.05,
-                               what=f"{topic}.replica to hold 20% with offsets stored")
-        self.worker.kill9()
-        at_kill = count(self.dst, f"{topic}.replica")["total"]
-        log(f"killed at {at_kill} of {n} records, {stored} offsets stored before the kill")
-        self.assertLessEqual(at_kill, 0.8 * n)
-        self.assertGreaterEqual(at_kill, 0.2 * n)
-        self.worker.restart()
-        join()
-        self.wait_total(f"{topic}.replica", n, timeout=120)
-        time.sleep(1.5)          # let anything re-sent after the restart land before comparing
-        r = compare(self.src, topic, self.dst, f"{topic}.replica")
-        print(f"\n  kill -9 at {at_kill}/{n} ({stored} stored, offset header "
-              f"{'on' if header else 'off'}): duplicates after restart = {r['duplicates']} "
-              f"(offset.flush.interval.ms=1000, {rate} rec/s)", file=sys.stderr, flush=True)
-        self.assertEqual((r["missing"], r["reordered"], r["mismatched"]), (0, 0, 0), r)
-        self.assertEqual(r["source"], n)
-        self.assertEqual(r["dest"], n + r["duplicates"])
-        self.assertEqual(r["partitions_dst"], 16)
-        self.wait_tasks(topic, n=2)
-        return r, at_kill, stored
 
     # ------------------------------------------------------------------ 9. memory
 
@@ -561,6 +567,36 @@ class ReplicationTest(ClusterTestCase):
         self.assertEqual(rc, 0, "ferry-worker should exit 0 on SIGTERM")
         self.wait_tasks("graceful", n=1)
 
+
+    def test_l_exactly_once_required_needs_the_worker_setting(self):
+        self.create("eos-required", topic="connect", rename="connect.replica",
+                    **{"exactly.once.support": "required", "tasks.max": "1"})
+        s = self.wait_tasks("eos-required", state="FAILED", n=1)
+        self.assertIn("exactly.once.source.support=enabled", s["tasks"][0].get("trace", ""))
+
+
+class TransactionalTest(CopyTestCase):
+    """exactly.once.source.support=enabled (KIP-618): one transactional producer per task,
+    records and offsets committed together. The mock ignores read_committed, so what is
+    checked here is the copy itself and that transactions ran, not their isolation."""
+    cluster_args = dict(CopyTestCase.cluster_args,
+                        worker_extra={"exactly.once.source.support": "enabled"})
+
+    def test_a_poll_boundary(self):
+        produce(self.src, "hdr", 3000)
+        self.create("eos-poll", topic="hdr", rename="hdr.replica")
+        self.wait_total("hdr.replica", 3000, timeout=60)
+        self.assert_exact("hdr", "hdr.replica", 3000)
+        self.assertTrue(self.log_lines("transactional.id=ferry-it-eos-poll-0"),
+                        "the task did not start transactions")
+        wait_until(lambda: self.stored_offsets("eos-poll") == 3000, 30,
+                   what="offsets committed with the records")
+
+    def test_b_kill9_mid_copy_interval_boundary(self):
+        r, _, _ = self.kill9_mid_copy("crash", header=True, **{
+            "transaction.boundary": "interval", "transaction.boundary.interval.ms": "500"})
+        self.assertEqual(r["duplicates"], 0, r)
+        self.assertTrue(self.log_lines("transactional.id=ferry-it-crash-1"))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

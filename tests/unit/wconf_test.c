@@ -180,6 +180,22 @@ static void test_missing_required(void)
     props_destroy(p);
 }
 
+static void test_exactly_once_source_support(void)
+{
+    expect_error("exactly.once.source.support", "sometimes",
+                 "Invalid value sometimes for configuration exactly.once.source.support: String must be "
+                 "one of (case insensitive): DISABLED, ENABLED, PREPARING");
+    wconf_t *c = new_ok(base_with("exactly.once.source.support", "Enabled"));
+    CU_ASSERT_TRUE(c && c->eos_source == 1);
+    wconf_destroy(c);
+    c = new_ok(base_with("exactly.once.source.support", "preparing"));
+    CU_ASSERT_TRUE(c && c->eos_source == 0);
+    wconf_destroy(c);
+    c = new_ok(base_with(NULL, NULL));
+    CU_ASSERT_TRUE(c && c->eos_source == 0);
+    wconf_destroy(c);
+}
+
 static void test_invalid_numbers(void)
 {
     expect_error("offset.flush.interval.ms", "abc",
@@ -644,6 +660,7 @@ int cu_register(void)
         {"explicit values", test_explicit_values},
         {"missing required", test_missing_required},
         {"invalid numbers", test_invalid_numbers},
+        {"exactly.once.source.support", test_exactly_once_source_support},
         {"listeners", test_listeners},
         {"rest fallback and advertised", test_rest_fallback_and_advertised},
         {"zookeeper.connect", test_zookeeper_connect},
