@@ -436,12 +436,14 @@ static json_t *task_offsets(herder_t *h, const char *name)
         if (strcmp(json_string_value(json_object_get(v, "connector")), name))
             continue;
         json_t *part = json_object_get(v, "partition");
-        json_t *off = json_object_get(json_object_get(v, "offset"), "offset");
+        json_t *value = json_object_get(v, "offset");
+        json_t *off = json_object_get(value, "offset");
         if (!json_is_integer(off))
             continue;
         char *pk = fmt("%s:%lld", json_string_value(json_object_get(part, "topic")),
                        (long long)json_integer_value(json_object_get(part, "partition")));
-        json_object_set(out, pk, off);
+        json_object_set_new(out, pk, json_pack("{s:O,s:b}", "offset", off, "altered",
+                                               json_is_true(json_object_get(value, RTASK_ALTERED_KEY))));
         free(pk);
     }
     return out;
@@ -942,9 +944,12 @@ ferr_code_t herder_offsets(herder_t *h, const char *name, json_t **out, ferr_t *
     const char *k;
     json_t *v;
     json_object_foreach(h->offsets, k, v) {
-        if (!strcmp(json_string_value(json_object_get(v, "connector")), name))
-            json_array_append_new(list, json_pack("{s:O,s:O}", "partition", json_object_get(v, "partition"),
-                                                  "offset", json_object_get(v, "offset")));
+        if (strcmp(json_string_value(json_object_get(v, "connector")), name))
+            continue;
+        json_t *value = json_deep_copy(json_object_get(v, "offset"));
+        json_object_del(value, RTASK_ALTERED_KEY); /* ferry's own mark, not the connector's offset */
+        json_array_append_new(list, json_pack("{s:O,s:o}", "partition", json_object_get(v, "partition"),
+                                              "offset", value));
     }
     *out = json_pack("{s:o}", "offsets", list);
     return FERR_OK;
@@ -1363,7 +1368,7 @@ void herder_alter_offsets(herder_t *h, const char *name, const json_t *body, int
         recs[i].key = rtask_offset_key(name, json_string_value(json_object_get(part, "topic")),
                                        (int)json_integer_value(json_object_get(part, "partition")));
         recs[i].value = off && !json_is_null(off)
-                            ? rtask_offset_value(json_integer_value(json_object_get(off, "offset")))
+                            ? rtask_offset_value(json_integer_value(json_object_get(off, "offset")), 1)
                             : NULL;
     }
     hop_t *op = reply_op(h, cb, arg, 200, NULL, 0);

@@ -32,6 +32,7 @@ typedef struct tpart {
     int64_t expect;  /* next offset we expect to consume, to report gaps */
     int64_t committed; /* transactional mode: next offset as of the last committed transaction */
     int64_t dest_last; /* highest source offset found at the destination's end, -1 = none */
+    int altered;       /* the stored offset was set over REST: start exactly there */
 } tpart_t;
 
 typedef struct ttopic {
@@ -100,10 +101,11 @@ char *rtask_offset_key(const char *connector, const char *topic, int partition)
     return s;
 }
 
-char *rtask_offset_value(int64_t next)
+char *rtask_offset_value(int64_t next, int altered)
 {
     char *s;
-    if (asprintf(&s, "{\"offset\":%lld}", (long long)next) < 0)
+    if (asprintf(&s, altered ? "{\"offset\":%lld,\"" RTASK_ALTERED_KEY "\":true}" : "{\"offset\":%lld}",
+                 (long long)next) < 0)
         abort();
     return s;
 }
@@ -207,7 +209,9 @@ static int build_partitions(rtask_t *t)
         char key[512];
         snprintf(key, sizeof key, "%s:%d", name, p);
         json_t *o = json_object_get(t->offsets, key);
-        tp->start = json_is_integer(o) ? json_integer_value(o) : -1;
+        json_t *off = json_object_get(o, "offset");
+        tp->start = json_is_integer(off) ? json_integer_value(off) : -1;
+        tp->altered = json_is_true(json_object_get(o, "altered"));
         tp->acked = tp->written = tp->start;
         tp->expect = tp->start;
     }
@@ -473,14 +477,17 @@ static int read_destination_ends(rtask_t *t)
 
 /* Where each partition resumes: right after the last source offset already at the
  * destination when the header says so, whatever the offset topic says (a crashed owner may
- * have copied past its last stored offset); the stored offset otherwise. */
+ * have copied past its last stored offset); the stored offset otherwise. Only a task that
+ * stored the offset itself is followed this way: a partition without one (a new connector,
+ * offsets reset over REST) or with one set over REST starts exactly where it was told, and
+ * assign() stores that start at once, so a crash from then on resumes from the destination. */
 static int resume_from_destination(rtask_t *t)
 {
     if (!t->pos_header || read_destination_ends(t))
         return t->pos_header ? -1 : 0;
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
-        if (tp->dest_last < 0 || tp->dest_last + 1 == tp->start)
+        if (tp->dest_last < 0 || tp->dest_last + 1 == tp->start || tp->start < 0 || tp->altered)
             continue;
         FLOG(INFO, TASK, "task %s-%d: %s[%d] resumes at %lld, after the last record at the "
              "destination (stored offset: %lld)", t->connector, t->task, t->topics[tp->topic].name,
@@ -499,6 +506,27 @@ static void log_ownership(const rtask_t *t, const char *what)
         FLOG(INFO, TASK, "ownership %s task=%s-%d partition=%s:%d worker=%s at=%lld", what, t->connector,
              t->task, t->topics[t->parts[i].topic].name, t->parts[i].partition, t->worker_id,
              (long long)now);
+}
+
+static void flush_offsets(rtask_t *t)
+{
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        if (tp->acked < 0 || tp->acked == tp->written)
+            continue;
+        char *k = rtask_offset_key(t->connector, t->topics[tp->topic].name, tp->partition);
+        char *v = rtask_offset_value(tp->acked, 0);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
+                              RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (!e)
+            tp->written = tp->acked;
+        FLOG(DEBUG, TASK, "task %s-%d: offset %s -> %s (%s)", t->connector, t->task, k, v,
+             e ? rd_kafka_err2str(e) : "queued");
+        free(k);
+        free(v);
+    }
 }
 
 static int assign(rtask_t *t)
@@ -520,6 +548,10 @@ static int assign(rtask_t *t)
         }
         rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = off;
         tp->committed = off;
+        if ((tp->start < 0 || tp->altered) && off >= 0) {
+            tp->acked = tp->expect = off;
+            tp->written = -1; /* stored below (or with the first transaction) */
+        }
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(t->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -529,31 +561,13 @@ static int assign(rtask_t *t)
     }
     t->owning = 1;
     log_ownership(t, "acquire");
+    if (!t->txn)
+        flush_offsets(t);
     return 0;
 }
 
 /* ---- copy loop ---------------------------------------------------------------------- */
 
-static void flush_offsets(rtask_t *t)
-{
-    for (int i = 0; i < t->nparts; i++) {
-        tpart_t *tp = &t->parts[i];
-        if (tp->acked < 0 || tp->acked == tp->written)
-            continue;
-        char *k = rtask_offset_key(t->connector, t->topics[tp->topic].name, tp->partition);
-        char *v = rtask_offset_value(tp->acked);
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
-                              RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
-        if (!e)
-            tp->written = tp->acked;
-        FLOG(DEBUG, TASK, "task %s-%d: offset %s -> %s (%s)", t->connector, t->task, k, v,
-             e ? rd_kafka_err2str(e) : "queued");
-        free(k);
-        free(v);
-    }
-}
 
 static int from_destination(const rtask_t *t, rd_kafka_message_t *m)
 {

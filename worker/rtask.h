@@ -42,7 +42,8 @@ typedef struct rtask_params {
     const char *connector;
     int task;
     const json_t *config;  /* the task config (connector config + task.partitions); copied */
-    const json_t *offsets; /* object "topic:partition" -> next offset to copy; copied; may be NULL */
+    const json_t *offsets; /* object "topic:partition" -> {"offset": next offset to copy,
+                              "altered": set over REST}; copied; may be NULL */
     const wconf_t *wc;     /* borrowed; must outlive the task */
     uint64_t instance;
     int paused;
@@ -69,8 +70,11 @@ void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);
 uint64_t rtask_instance(const rtask_t *t);
 
 /** Key and value of an offset record, as Kafka Connect's OffsetStorageWriter writes them:
- *  ["<connector>",{"topic":"t","partition":p}] -> {"offset":next}. malloc'd. */
+ *  ["<connector>",{"topic":"t","partition":p}] -> {"offset":next}. malloc'd. An offset set
+ *  over REST (@p altered) also carries "ferry.altered":true: a task then starts exactly there
+ *  instead of after the last record at the destination (GET .../offsets does not show it). */
 char *rtask_offset_key(const char *connector, const char *topic, int partition);
-char *rtask_offset_value(int64_t next);
+char *rtask_offset_value(int64_t next, int altered);
+#define RTASK_ALTERED_KEY "ferry.altered"
 
 #endif
