@@ -164,9 +164,9 @@ def baseline_pipe(src_bs, topic, dst_bs, dst_topic, n):
 
 # ------------------------------------------------------------------ ferry runs
 
-def connector_body(src_bs, name, topic, target, tasks):
+def connector_body(src_bs, name, topic, target, tasks, overrides=None):
     return ft.seed_connector(src_bs, name=name, topic=topic, rename=target,
-                             **{"tasks.max": str(tasks)})
+                             **{"tasks.max": str(tasks), **(overrides or {})})
 
 
 def post_connector(url, body, tries=50):
@@ -205,7 +205,7 @@ def delete_connector(workers, name, tasks):
                   30, interval=0.1, what=f"the tasks of {name} to stop")
 
 
-def ferry_copy(src, dst, workers, name, topic, target, n, tasks):
+def ferry_copy(src, dst, workers, name, topic, target, n, tasks, overrides=None):
     """One timed copy of n pre-produced records. Returns a dict of measurements."""
     watch = subprocess.Popen([ft.binary("kafkatool"), "watch", "-b", dst.bootstrap, "-t", target,
                               "-n", str(n), "--interval-ms", "10", "--timeout-ms", "600000"],
@@ -216,7 +216,8 @@ def ferry_copy(src, dst, workers, name, topic, target, n, tasks):
         raise RuntimeError(f"kafkatool watch did not start: {ready!r}")
     mocks = [src.pid, dst.pid]
     cpu0, mcpu0, tick0 = cpu_of(workers), sum(proc_cpu_s(p) or 0 for p in mocks), machine_ticks()
-    t0 = post_connector(workers[0].url, connector_body(src.bootstrap, name, topic, target, tasks))
+    t0 = post_connector(workers[0].url, connector_body(src.bootstrap, name, topic, target, tasks,
+                                                       overrides))
     out, _ = watch.communicate(timeout=900)
     cpu1, mcpu1, tick1 = cpu_of(workers), sum(proc_cpu_s(p) or 0 for p in mocks), machine_ticks()
     res = json.loads(out.strip().splitlines()[-1])
@@ -321,6 +322,57 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
         }
     finally:
         stop_all(workers, [src, dst])
+
+
+DELIVERY_VARIANTS = [
+    # (label, worker properties, connector overrides)
+    ("at least once (source.offset.header.enable=false)", {},
+     {"source.offset.header.enable": "false"}),
+    ("default: source-offset header, resume from the destination", {}, {}),
+    ("transactions, transaction.boundary=interval (1 s)", {"exactly.once.source.support": "enabled"},
+     {"transaction.boundary": "interval", "transaction.boundary.interval.ms": "1000"}),
+    ("transactions, transaction.boundary=poll (every batch)",
+     {"exactly.once.source.support": "enabled"}, {}),
+]
+
+
+def run_delivery(tmp_root, zk, n, parts=8, size=100, repeats=1):
+    """What each delivery guarantee costs: the same copy (1 worker) per variant, every variant
+    on the same source data and its own destination topic, alternating the variants."""
+    tmp = os.path.join(tmp_root, "delivery")
+    os.makedirs(tmp)
+    src = ft.MockKafka(tmp, "src", {"bench": parts})
+    dst_topics = dict(ft.STORAGE_TOPICS)
+    for v in range(len(DELIVERY_VARIANTS)):
+        for r in range(repeats):
+            dst_topics[f"d{v}.r{r}"] = parts
+    dst = ft.MockKafka(tmp, "dst", dst_topics)
+    out = []
+    try:
+        ft.produce(src.bootstrap, "bench", n, size=size, partitions=parts)
+        drain = median([baseline_drain(src.bootstrap, "bench", n)[0] for _ in range(repeats)])
+        rates = {v: [] for v in range(len(DELIVERY_VARIANTS))}
+        for r in range(repeats):
+            for v, (label, wprops, overrides) in enumerate(DELIVERY_VARIANTS):
+                workers = start_workers(os.path.join(tmp, f"v{v}r{r}"), zk, dst, f"bench-d{v}-{r}", 1,
+                                        extra=wprops)
+                try:
+                    run = ferry_copy(src, dst, workers, f"d{v}", "bench", f"d{v}.r{r}", n, parts,
+                                     overrides)
+                    delete_connector(workers, f"d{v}", parts)   # the next variant's worker
+                finally:                                        # reads the same config topic
+                    ft.stop_processes([p for w in workers for p in w.procs])
+                rates[v].append(run["records_per_s"])
+                log(f"delivery {label}: {run['records_per_s']:,.0f} records/s")
+        base = median(rates[0])
+        for v, (label, wprops, overrides) in enumerate(DELIVERY_VARIANTS):
+            rate = median(rates[v])
+            out.append({"variant": label, "records_per_s": rate, "vs_at_least_once": rate / base,
+                        "ratio_consume_only": rate / drain, "worker": wprops, "connector": overrides})
+        return {"records": n, "partitions": parts, "size": size, "repeats": repeats,
+                "consume_only_per_s": drain, "variants": out}
+    finally:
+        stop_all([], [src, dst])
 
 
 def run_growth(tmp_root, zk, steps):
@@ -715,6 +767,19 @@ def report(res):
                      f"POST p50 {rest['leader_post_p50_ms']:.1f} ms, p99 "
                      f"{rest['leader_post_p99_ms']:.1f} ms; DELETE p50 "
                      f"{rest['leader_delete_p50_ms']:.1f} ms.\n")
+    d = res.get("delivery")
+    if d:
+        L.append("## What each delivery guarantee costs\n")
+        L.append(f"1 worker, {d['partitions']} partitions, {size_label(d['size'])} values, "
+                 f"{d['records']:,} records, tasks.max = partitions, median of {d['repeats']} run(s) "
+                 f"each; consume-only ceiling {fmt_rate(d['consume_only_per_s'])} records/s. On the "
+                 f"mock, commits and markers cost less than on real brokers (it writes no markers).\n")
+        L.append("| delivery | records/s | × at least once | × consume-only |")
+        L.append("|---|---|---|---|")
+        for v in d["variants"]:
+            L.append(f"| {v['variant']} | {fmt_rate(v['records_per_s'])} | "
+                     f"{v['vs_at_least_once']:.2f} | {v['ratio_consume_only']:.2f} |")
+        L.append("")
     if res.get("errors"):
         L.append("## Errors\n")
         L.extend(f"- {e}" for e in res["errors"])
@@ -841,7 +906,7 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="only profile one ferry copy with perf (bench/results/profile.txt)")
     ap.add_argument("--only", default="", help="comma list of parts to run: "
-                    "copy,growth,failover,assign (default all)")
+                    "copy,growth,failover,assign,delivery (default all)")
     ap.add_argument("--report-only", action="store_true",
                     help="re-render bench/results/latest.md from latest.json (no measurements)")
     args = ap.parse_args()
@@ -860,7 +925,8 @@ def main():
     tmp_root = tempfile.mkdtemp(prefix="ferry-bench-")
     log(f"bench temp dir {tmp_root}")
     zk = ft.ZooKeeper(tmp_root)
-    only = set(filter(None, args.only.split(","))) or {"copy", "growth", "failover", "assign"}
+    only = set(filter(None, args.only.split(","))) or {"copy", "growth", "failover", "assign",
+                                                       "delivery"}
     failed = True   # until the report is written; keeps the temp dir (logs) after a crash
     try:
         if args.profile:
@@ -868,10 +934,11 @@ def main():
             failed = False
             return 0
         res = {"quick": args.quick, "machine": machine(),
-               "command": "python3 bench/run.py" + (" --quick" if args.quick else ""),
+               "command": "python3 bench/run.py" + (" --quick" if args.quick else "")
+                          + (f" --only {args.only}" if args.only else ""),
                "latency_method": f"{LATENCY_RATE} records/s for {LATENCY_SECONDS} s; arrival at a "
                                  "consumer tailing the destination minus the send time in the value",
-               "cases": [], "growth": [], "failover": None, "assign": None}
+               "cases": [], "growth": [], "failover": None, "assign": None, "delivery": None}
         if args.quick:
             want, repeats = 100000, 1
             grid = [(1, 8, 100), (3, 8, 100)]
@@ -906,6 +973,9 @@ def main():
                                                                       wrk_s))
         if "assign" in only:
             res["assign"] = guarded("assign", run_assign_bench)
+        if "delivery" in only:
+            res["delivery"] = guarded("delivery", lambda: run_delivery(
+                tmp_root, zk, records_for(8, 100, want), repeats=1 if args.quick else 3))
         res["wall_s"] = time.monotonic() - started
         res["loadavg_end"] = os.getloadavg()
         md = report(res)
