@@ -980,10 +980,14 @@ def main():
         res["loadavg_end"] = os.getloadavg()
         md = report(res)
         os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        # a partial or quick run does not overwrite the full run's results
+        tag = "latest" + ("-quick" if args.quick else "") + \
+            ("-" + args.only.replace(",", "-") if args.only else "")
+        with open(os.path.join(RESULTS, f"{tag}.md"), "w") as f:
             f.write(md + "\n")
-        with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        with open(os.path.join(RESULTS, f"{tag}.json"), "w") as f:
             json.dump(res, f, indent=1)
+        log(f"results in bench/results/{tag}.md and .json")
         print(md)
         failed = bool(res["errors"])
         return 1 if failed else 0
