@@ -21,6 +21,7 @@
 
 #include "rest/fwd.h"
 #include "worker/flog.h"
+#include "worker/metrics.h"
 
 #define MAX_SEGS 8
 
@@ -111,11 +112,84 @@ char *rest_error_body(int status, const char *message)
     return s;
 }
 
+/* ---- request counts (for /metrics; h2o loop thread only) -------------------------------- */
+
+#define REST_COUNT_MAX 256
+
+/* Requests answered, by method, route (the path with names and ids replaced, so the set stays
+ * small) and status. Plain statics: only the loop thread serves requests. */
+static struct {
+    char method[8];
+    const char *route;
+    int status;
+    uint64_t n;
+} g_counts[REST_COUNT_MAX];
+static size_t g_ncounts;
+
+static const char *route_of(const h2o_req_t *req)
+{
+    static const char *const subs[] = {"config", "status", "restart", "pause", "resume", "stop",
+                                       "tasks", "topics", "offsets", NULL};
+    static const char *const sub_routes[] = {
+        "/connectors/{name}/config", "/connectors/{name}/status", "/connectors/{name}/restart",
+        "/connectors/{name}/pause", "/connectors/{name}/resume", "/connectors/{name}/stop",
+        "/connectors/{name}/tasks", "/connectors/{name}/topics", "/connectors/{name}/offsets"};
+    char path[512];
+    size_t len = req->path_normalized.len < sizeof path - 1 ? req->path_normalized.len : sizeof path - 1;
+    memcpy(path, req->path_normalized.base, len);
+    path[len] = '\0';
+    char *segs[6] = {0}, *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(path, "/", &save); tok && n < 6; tok = strtok_r(NULL, "/", &save))
+        segs[n++] = tok;
+    if (n == 0)
+        return "/";
+    if (!strcmp(segs[0], "health") || !strcmp(segs[0], "metrics"))
+        return n == 1 ? (segs[0][0] == 'h' ? "/health" : "/metrics") : "other";
+    if (!strcmp(segs[0], "connector-plugins"))
+        return n == 1 ? "/connector-plugins" : "/connector-plugins/{plugin}/...";
+    if (!strcmp(segs[0], "admin"))
+        return n <= 2 ? "/admin/loggers" : "/admin/loggers/{logger}";
+    if (strcmp(segs[0], "connectors"))
+        return "other";
+    if (n == 1)
+        return "/connectors";
+    if (n == 2)
+        return "/connectors/{name}";
+    if (n >= 4 && !strcmp(segs[2], "tasks"))
+        return n == 4 ? "/connectors/{name}/tasks/{task}" : "/connectors/{name}/tasks/{task}/...";
+    for (int i = 0; subs[i]; i++)
+        if (!strcmp(segs[2], subs[i]))
+            return n == 3 ? sub_routes[i] : "other";
+    return "other";
+}
+
+static void count_request(const h2o_req_t *req, int status)
+{
+    char method[8];
+    snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 7 ? req->method.len : 7), req->method.base);
+    const char *route = route_of(req);
+    size_t i;
+    for (i = 0; i < g_ncounts; i++)
+        if (g_counts[i].status == status && g_counts[i].route == route && !strcmp(g_counts[i].method, method))
+            break;
+    if (i == g_ncounts) {
+        if (g_ncounts == REST_COUNT_MAX)
+            return; /* full: only odd methods get here, and they are not worth more memory */
+        memcpy(g_counts[i].method, method, sizeof method);
+        g_counts[i].route = route;
+        g_counts[i].status = status;
+        g_ncounts++;
+    }
+    g_counts[i].n++;
+}
+
 /* ---- sending ---------------------------------------------------------------------------- */
 
 static void send_raw(h2o_req_t *req, int status, const char *body, size_t len,
                      const char *content_type, const char *location)
 {
+    count_request(req, status);
     req->res.status = status;
     req->res.reason = reason_of(status);
     if (body && status != 204) {
@@ -851,6 +925,35 @@ static int do_loggers(call_t *c)
     return 0;
 }
 
+/* Prometheus text: the herder's worker and task metrics, the REST counts, the process RSS. */
+static int do_metrics(call_t *c)
+{
+    metrics_t *m = metrics_new();
+    herder_metrics(c->r->h, m);
+    metrics_family(m, "ferry_rest_requests_total", "counter", "REST requests answered, by route and status.");
+    for (size_t i = 0; i < g_ncounts; i++) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", g_counts[i].status);
+        const char *labels[] = {"method", g_counts[i].method, "route", g_counts[i].route, "code", code, NULL};
+        metrics_sample(m, "ferry_rest_requests_total", labels, (double)g_counts[i].n);
+    }
+    long rss_kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &rss_kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    metrics_family(m, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    metrics_sample(m, "process_resident_memory_bytes", NULL, (double)rss_kb * 1024);
+    size_t len;
+    char *text = metrics_finish(m, &len);
+    send_raw(c->req, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    free(text);
+    return 0;
+}
+
 static int route(call_t *c)
 {
     const char *s0 = c->nsegs ? c->segs[0] : "";
@@ -858,6 +961,8 @@ static int route(call_t *c)
         return is_method(c, "GET") ? do_root(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
     if (!strcmp(s0, "health") && c->nsegs == 1)
         return is_method(c, "GET") ? do_health(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
+    if (!strcmp(s0, "metrics") && c->nsegs == 1)
+        return is_method(c, "GET") ? do_metrics(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
     if (!strcmp(s0, "connectors"))
         return do_connectors(c);
     if (!strcmp(s0, "connector-plugins"))

@@ -14,6 +14,7 @@
  * acknowledged the revocation, hence before that assignment). Operations from REST wait
  * on store tokens: write, read back, then answer. */
 #include "worker/herder.h"
+#include "worker/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,7 @@ struct herder {
     char *leader_url;
     int leader, solo;
     int64_t generation;
+    uint64_t rebalances; /* assignments applied (each a new generation for this worker) */
     int ready, startup_left;
     int closing; /* herder_destroy runs: deliveries are drained, nothing new starts */
     json_t *assigned; /* set of "task-id\tname" strings; NULL in solo mode */
@@ -747,6 +749,7 @@ void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t 
     json_decref(before);
     if (generation > h->generation)
         h->generation = generation;
+    h->rebalances++;
     reconcile(h);
     notify_change(h);
 }
@@ -1428,4 +1431,98 @@ void herder_set_logger_cluster(herder_t *h, const char *name, const char *level,
     free(k);
     free(s);
     json_decref(v);
+}
+
+/* ---- metrics (GET /metrics) ------------------------------------------------------------ */
+
+typedef struct {
+    metrics_t *m;
+    const char *family, *connector, *task;
+    int which; /* 0 records, 1 bytes, 2 lag, 3 next offset */
+} part_emit_t;
+
+static void emit_part(void *arg, const rtask_part_stats_t *ps)
+{
+    part_emit_t *pe = arg;
+    char part[16];
+    snprintf(part, sizeof part, "%d", ps->partition);
+    const char *labels[] = {"connector", pe->connector, "task", pe->task, "topic", ps->topic,
+                            "partition", part, NULL};
+    double v;
+    switch (pe->which) {
+    case 0: v = (double)ps->records; break;
+    case 1: v = (double)ps->bytes; break;
+    case 2:
+        if (ps->high_watermark < 0 || ps->next_offset < 0)
+            return; /* not known yet */
+        v = (double)(ps->high_watermark > ps->next_offset ? ps->high_watermark - ps->next_offset : 0);
+        break;
+    default: v = (double)ps->next_offset; break;
+    }
+    metrics_sample(pe->m, pe->family, labels, v);
+}
+
+void herder_metrics(herder_t *h, metrics_t *m)
+{
+    static const struct { const char *name, *type, *help; } part_families[] = {
+        {"ferry_partition_records_total", "counter", "Records copied and acknowledged by the destination."},
+        {"ferry_partition_bytes_total", "counter", "Key and value bytes copied and acknowledged."},
+        {"ferry_partition_lag_records", "gauge",
+         "Source high watermark minus the next offset to copy (as last seen by the task's consumer)."},
+        {"ferry_partition_next_offset", "gauge", "Next source offset to copy."},
+    };
+    for (int f = 0; f < 4; f++) {
+        metrics_family(m, part_families[f].name, part_families[f].type, part_families[f].help);
+        for (htask_t *t = h->tasks; t; t = t->next) {
+            if (!t->rt)
+                continue;
+            char id[16];
+            snprintf(id, sizeof id, "%d", t->id);
+            part_emit_t pe = {m, part_families[f].name, t->name, id, f};
+            rtask_foreach_partition(t->rt, emit_part, &pe);
+        }
+    }
+    static const struct { const char *name, *help; } task_counters[] = {
+        {"ferry_task_errors_total", "Source read errors and failed deliveries of the task."},
+        {"ferry_task_send_retries_total", "Produce requests the destination producer retried."},
+        {"ferry_task_offset_flushes_total", "Offset records (or transactions) the task stored."},
+    };
+    for (int f = 0; f < 4; f++) {
+        if (f < 3)
+            metrics_family(m, task_counters[f].name, "counter", task_counters[f].help);
+        else
+            metrics_family(m, "ferry_task_replication_latency_seconds", "histogram",
+                           "Time from a record's source timestamp until the destination acknowledged "
+                           "its copy.");
+        for (htask_t *t = h->tasks; t; t = t->next) {
+            if (!t->rt)
+                continue;
+            rtask_stats_t st;
+            rtask_get_stats(t->rt, &st);
+            char id[16];
+            snprintf(id, sizeof id, "%d", t->id);
+            const char *labels[] = {"connector", t->name, "task", id, NULL};
+            if (f == 3)
+                metrics_histogram(m, "ferry_task_replication_latency_seconds", labels, rtask_latency_bounds,
+                                  st.latency, RTASK_LATENCY_BUCKETS, st.latency_sum_s);
+            else
+                metrics_sample(m, task_counters[f].name, labels,
+                               (double)(f == 0 ? st.errors : f == 1 ? st.retries : st.offsets_flushed));
+        }
+    }
+    int tasks = 0, conns = 0;
+    for (htask_t *t = h->tasks; t; t = t->next)
+        tasks += t->state == HT_RUNNING;
+    for (hconn_t *c = h->conns; c; c = c->next)
+        conns++;
+    metrics_family(m, "ferry_worker_leader", "gauge", "1 if this worker leads its group.");
+    metrics_sample(m, "ferry_worker_leader", NULL, herder_is_leader(h));
+    metrics_family(m, "ferry_worker_generation", "gauge", "Highest group generation this worker has seen.");
+    metrics_sample(m, "ferry_worker_generation", NULL, (double)h->generation);
+    metrics_family(m, "ferry_worker_rebalances_total", "counter", "Assignments this worker applied.");
+    metrics_sample(m, "ferry_worker_rebalances_total", NULL, (double)h->rebalances);
+    metrics_family(m, "ferry_worker_assigned_tasks", "gauge", "Tasks running on this worker.");
+    metrics_sample(m, "ferry_worker_assigned_tasks", NULL, tasks);
+    metrics_family(m, "ferry_worker_assigned_connectors", "gauge", "Connector instances on this worker.");
+    metrics_sample(m, "ferry_worker_assigned_connectors", NULL, conns);
 }

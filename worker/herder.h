@@ -88,6 +88,9 @@ ferr_code_t herder_tasks(herder_t *h, const char *name, int as_map, json_t **out
 ferr_code_t herder_topics(herder_t *h, const char *name, json_t **out, ferr_t *err);
 ferr_code_t herder_offsets(herder_t *h, const char *name, json_t **out, ferr_t *err);
 json_t *herder_plugins(int connectors_only);
+struct metrics;
+/** Appends the worker's and its tasks' metrics (Prometheus text) to @p m. */
+void herder_metrics(herder_t *h, struct metrics *m);
 ferr_code_t herder_plugin_config(const char *plugin, json_t **out, ferr_t *err);
 ferr_code_t herder_validate(const char *plugin, const json_t *config, json_t **out, ferr_t *err);
 /** Worker-scope logger level change; @returns the affected logger names. */

@@ -33,6 +33,9 @@ typedef struct tpart {
     int64_t committed; /* transactional mode: next offset as of the last committed transaction */
     int64_t dest_last; /* highest source offset found at the destination's end, -1 = none */
     int altered;       /* the stored offset was set over REST: start exactly there */
+    /* for rtask_foreach_partition (other threads read them) */
+    atomic_uint_fast64_t st_records, st_bytes;
+    atomic_int_fast64_t st_next, st_hwm;
 } tpart_t;
 
 typedef struct ttopic {
@@ -52,7 +55,10 @@ struct rtask {
     h2o_multithread_receiver_t *recv;
     pthread_t thread;
     atomic_int stop, paused, fenced;
-    atomic_uint_fast64_t records, bytes, flushed;
+    atomic_uint_fast64_t records, bytes, flushed, errors, retries;
+    atomic_uint_fast64_t latency[RTASK_LATENCY_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_ms;
+    atomic_int parts_ready; /* parts and topics are set up and stay until rtask_destroy */
     /* thread-owned */
     rd_kafka_t *cons, *prod;
     rd_kafka_topic_t *offset_rkt;
@@ -74,6 +80,9 @@ struct rtask {
     int txn, txn_per_poll, txn_open, aborting;
     int64_t txn_interval_ms;
 };
+
+const double rtask_latency_bounds[RTASK_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                              1, 2.5, 5, 10, 60, 600, 3600};
 
 void rtask_ev_free(rtask_ev_t *ev)
 {
@@ -126,6 +135,7 @@ static void fail(rtask_t *t, const char *fmt, ...)
     vsnprintf(t->trace, sizeof t->trace, fmt, ap);
     va_end(ap);
     t->failed = 1;
+    atomic_fetch_add(&t->errors, 1);
     FLOG(ERROR, TASK, "task %s-%d failed: %s", t->connector, t->task, t->trace);
 }
 
@@ -141,6 +151,39 @@ static tpart_t *find_part(rtask_t *t, const char *topic, int32_t partition)
                        : NULL;
     }
     return NULL;
+}
+
+/* Replication latency of one acknowledged copy: now minus the source record's timestamp. */
+static void count_latency(rtask_t *t, const rd_kafka_message_t *src)
+{
+    int64_t ts = rd_kafka_message_timestamp(src, NULL);
+    if (ts <= 0)
+        return;
+    int64_t ms = kutil_wall_ms() - ts;
+    if (ms < 0)
+        ms = 0;
+    size_t b = 0;
+    while (b < RTASK_LATENCY_BUCKETS && (double)ms / 1000.0 > rtask_latency_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&t->latency[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->latency_sum_ms, (uint64_t)ms, memory_order_relaxed);
+}
+
+/* librdkafka's statistics (every statistics.interval.ms, on the task thread): the producer's
+ * retried requests, summed over brokers. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    rtask_t *t = opaque;
+    json_t *j = json_loadb(json, len, 0, NULL);
+    json_t *brokers = json_object_get(j, "brokers"), *b;
+    const char *name;
+    uint64_t retries = 0;
+    json_object_foreach(brokers, name, b) retries += (uint64_t)json_integer_value(json_object_get(b, "txretries"));
+    if (j)
+        atomic_store(&t->retries, retries);
+    json_decref(j);
+    return 0;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -170,6 +213,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             tp->acked = src->offset + 1;
         atomic_fetch_add(&t->records, 1);
         atomic_fetch_add(&t->bytes, src->len + src->key_len);
+        if (tp) {
+            atomic_fetch_add_explicit(&tp->st_records, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&tp->st_bytes, src->len + src->key_len, memory_order_relaxed);
+            atomic_store_explicit(&tp->st_next, tp->acked, memory_order_relaxed);
+        }
+        count_latency(t, src);
     }
     rd_kafka_message_destroy(src);
 }
@@ -221,9 +270,13 @@ static int build_partitions(rtask_t *t)
         for (int p = 0; p <= tt->maxpart; p++)
             tt->index[p] = -1;
     }
-    for (int i2 = 0; i2 < t->nparts; i2++)
+    for (int i2 = 0; i2 < t->nparts; i2++) {
         t->topics[t->parts[i2].topic].index[t->parts[i2].partition] = i2;
+        atomic_store(&t->parts[i2].st_next, t->parts[i2].start);
+        atomic_store(&t->parts[i2].st_hwm, -1);
+    }
     json_decref(list);
+    atomic_store_explicit(&t->parts_ready, 1, memory_order_release);
     return 0;
 }
 
@@ -260,6 +313,8 @@ static int make_clients(rtask_t *t)
     }
     kutil_conf_set(pc, "bootstrap.servers", wc->bootstrap_servers, NULL, NULL);
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    if (!kutil_conf_set(pc, "statistics.interval.ms", "5000", NULL, NULL))
+        rd_kafka_conf_set_stats_cb(pc, stats_cb);
     rd_kafka_conf_set_opaque(pc, t);
     if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
         fail(t, "cannot create the destination producer: %s", e);
@@ -548,6 +603,8 @@ static int assign(rtask_t *t)
         }
         rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = off;
         tp->committed = off;
+        if (off >= 0)
+            atomic_store_explicit(&tp->st_next, off, memory_order_relaxed);
         if ((tp->start < 0 || tp->altered) && off >= 0) {
             tp->acked = tp->expect = off;
             tp->written = -1; /* stored below (or with the first transaction) */
@@ -584,9 +641,11 @@ static int from_destination(const rtask_t *t, rd_kafka_message_t *m)
 static void copy_one(rtask_t *t, rd_kafka_message_t *m)
 {
     if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            atomic_fetch_add(&t->errors, 1);
             FLOG(WARN, TASK, "task %s-%d: source: %s", t->connector, t->task,
                  rd_kafka_message_errstr(m));
+        }
         rd_kafka_message_destroy(m);
         return;
     }
@@ -727,10 +786,25 @@ static void txn_commit(rtask_t *t)
     rd_kafka_error_destroy(e);
 }
 
+/* The source high watermarks, for the lag metric: while copying, what the consumer's fetches
+ * last saw (a local lookup); while paused nothing is fetched, so they are asked for. */
+static void refresh_watermarks(rtask_t *t, int paused)
+{
+    for (int i = 0; i < t->nparts; i++) {
+        int64_t lo, hi;
+        const char *topic = t->topics[t->parts[i].topic].name;
+        rd_kafka_resp_err_t e = paused
+                                    ? rd_kafka_query_watermark_offsets(t->cons, topic, t->parts[i].partition, &lo, &hi, 1000)
+                                    : rd_kafka_get_watermark_offsets(t->cons, topic, t->parts[i].partition, &lo, &hi);
+        if (!e && hi >= 0)
+            atomic_store_explicit(&t->parts[i].st_hwm, hi, memory_order_relaxed);
+    }
+}
+
 static void copy_loop(rtask_t *t)
 {
     int64_t interval = t->txn && !t->txn_per_poll ? t->txn_interval_ms : t->wc->offset_flush_interval_ms;
-    int64_t next_flush = kutil_now_ms() + interval;
+    int64_t next_flush = kutil_now_ms() + interval, next_hwm = 0;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(t->cons);
     rd_kafka_message_t **batch = malloc(sizeof(*batch) * t->max_poll);
     int was_paused = 0;
@@ -763,6 +837,10 @@ static void copy_loop(rtask_t *t)
                 txn_commit(t);
         }
         int64_t now = kutil_now_ms();
+        if (now >= next_hwm) {
+            refresh_watermarks(t, was_paused);
+            next_hwm = now + (was_paused ? 5000 : 1000);
+        }
         if (now >= next_flush) {
             if (t->txn)
                 txn_commit(t); /* offsets are written inside transactions only */
@@ -896,9 +974,35 @@ void rtask_destroy(rtask_t *t)
 
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out)
 {
-    out->records = atomic_load(&((rtask_t *)t)->records);
-    out->bytes = atomic_load(&((rtask_t *)t)->bytes);
-    out->offsets_flushed = atomic_load(&((rtask_t *)t)->flushed);
+    rtask_t *w = (rtask_t *)t; /* atomics only */
+    out->records = atomic_load(&w->records);
+    out->bytes = atomic_load(&w->bytes);
+    out->offsets_flushed = atomic_load(&w->flushed);
+    out->errors = atomic_load(&w->errors);
+    out->retries = atomic_load(&w->retries);
+    for (int i = 0; i <= RTASK_LATENCY_BUCKETS; i++)
+        out->latency[i] = atomic_load_explicit(&w->latency[i], memory_order_relaxed);
+    out->latency_sum_s = (double)atomic_load(&w->latency_sum_ms) / 1000.0;
+}
+
+void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask_part_stats_t *ps),
+                             void *arg)
+{
+    rtask_t *w = (rtask_t *)t; /* atomics, and parts/topics that stay put once ready */
+    if (!atomic_load_explicit(&w->parts_ready, memory_order_acquire))
+        return;
+    for (int i = 0; i < w->nparts; i++) {
+        tpart_t *tp = &w->parts[i];
+        rtask_part_stats_t ps = {
+            .topic = w->topics[tp->topic].name,
+            .partition = tp->partition,
+            .records = atomic_load_explicit(&tp->st_records, memory_order_relaxed),
+            .bytes = atomic_load_explicit(&tp->st_bytes, memory_order_relaxed),
+            .next_offset = atomic_load_explicit(&tp->st_next, memory_order_relaxed),
+            .high_watermark = atomic_load_explicit(&tp->st_hwm, memory_order_relaxed),
+        };
+        fn(arg, &ps);
+    }
 }
 
 uint64_t rtask_instance(const rtask_t *t)

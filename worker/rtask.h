@@ -50,9 +50,25 @@ typedef struct rtask_params {
     h2o_multithread_receiver_t *recv;
 } rtask_params_t;
 
+/** Upper bounds (seconds) of the replication-latency histogram: time from a record's source
+ *  timestamp until the destination acknowledged its copy. */
+#define RTASK_LATENCY_BUCKETS 14
+extern const double rtask_latency_bounds[RTASK_LATENCY_BUCKETS];
+
+/** Counters of a task, readable from any thread while it runs (atomics underneath). */
 typedef struct rtask_stats {
-    uint64_t records, bytes, offsets_flushed;
+    uint64_t records, bytes, offsets_flushed, errors, retries;
+    uint64_t latency[RTASK_LATENCY_BUCKETS + 1]; /* per bucket; the last: above every bound */
+    double latency_sum_s;
 } rtask_stats_t;
+
+typedef struct rtask_part_stats {
+    const char *topic;      /* source topic; valid while the task lives */
+    int32_t partition;
+    uint64_t records, bytes;
+    int64_t next_offset;    /* next source offset to copy (-1 before the first) */
+    int64_t high_watermark; /* source high watermark as last seen by the consumer, -1 unknown */
+} rtask_part_stats_t;
 
 typedef struct rtask rtask_t;
 
@@ -67,6 +83,10 @@ void rtask_fence(rtask_t *t);
 /** Joins and frees; call after EXITED (or it waits). Accepts NULL. */
 void rtask_destroy(rtask_t *t);
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);
+/** Per-partition counters; calls @p fn for each partition once the task has set them up
+ *  (none before). Any thread. */
+void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask_part_stats_t *ps),
+                             void *arg);
 uint64_t rtask_instance(const rtask_t *t);
 
 /** Key and value of an offset record, as Kafka Connect's OffsetStorageWriter writes them:
