@@ -29,7 +29,6 @@ no ERROR line.
     FERRY_BUILD=/tmp/build-dist python3 tests/integration/test_distributed.py -v
     FERRY_BUILD=... python3 tests/integration/test_distributed.py DistributedTest.test_2_leader_kill
 """
-import datetime
 import os
 import re
 import sys
@@ -41,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ferrytest import (Cluster, ZkProxy, assert_no_overlap, compare, count, http,  # noqa: E402
                        log, ownership_events, ownership_intervals, produce, seed_connector,
                        src_dir, wait_records, wait_until, wall_ms)
+from grouptest import GroupTestMixin, log_lines, report, wid  # noqa: E402
 
 # Leak reports of a gracefully stopped worker are checked with the project's suppressions.
 os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(src_dir(), "tests", "lsan.supp"))
@@ -52,36 +52,9 @@ CONN = "connect-test"
 PARTS = 12
 TOPICS = dict(src_topics={"connect": PARTS}, dst_topics={"connect.replica": PARTS})
 FENCE_WARN = "stopping all tasks"
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
-def report(msg):
-    print(f"\n  {msg}", file=sys.stderr, flush=True)
-
-
-def log_ms(line):
-    """Wall-clock ms of a worker log line ("2026-11-25T10:05:19.417Z INFO ...")."""
-    ts = datetime.datetime.strptime(line[:24], "%Y-%m-%dT%H:%M:%S.%fZ")
-    return int(ts.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
-
-
-def log_lines(w, needle, since_ms=None):
-    """(ms, line) of every line of w's log containing needle (logged at or after since_ms)."""
-    out = []
-    with open(w.logpath, errors="replace") as f:
-        for line in f:
-            if needle in line and re.match(r"\d{4}-\d\d-\d\dT", line):
-                ms = log_ms(line)
-                if since_ms is None or ms >= since_ms:
-                    out.append((ms, line.rstrip("\n")))
-    return out
-
-
-def wid(w):
-    return f"127.0.0.1:{w.port}"
-
-
-class DistributedTest(unittest.TestCase):
+class DistributedTest(GroupTestMixin, unittest.TestCase):
     maxDiff = None
 
     # ------------------------------------------------------------------ helpers
@@ -108,77 +81,12 @@ class DistributedTest(unittest.TestCase):
         self.assertEqual(body["name"], CONN)
         return body
 
-    @staticmethod
-    def status(w):
-        st, body, _, _ = http("GET", f"{w.url}/connectors/{CONN}/status", timeout=5)
-        return body if st == 200 else None
-
     def states(self, w):
         """[connector state, task states...] as worker w reports them ([] if it cannot)."""
         s = self.status(w)
         if not s:
             return []
         return [s["connector"]["state"]] + [t["state"] for t in s.get("tasks", [])]
-
-    @staticmethod
-    def placement(s):
-        """{item: worker_id} of a status body; item -1 is the connector instance."""
-        p = {-1: s["connector"]["worker_id"]}
-        for t in s["tasks"]:
-            p[t["id"]] = t["worker_id"]
-        return p
-
-    def wait_running(self, w, ntasks, workers, timeout=30, what=""):
-        """Waits until w's status shows the connector and ntasks tasks RUNNING, all on `workers`
-        (each of them with some item), with item counts differing by at most one. Returns the
-        status."""
-        ids = {wid(x) for x in workers}
-
-        def ok():
-            s = self.status(w)
-            if not s or len(s.get("tasks", [])) != ntasks:
-                return None
-            states = [s["connector"]["state"]] + [t["state"] for t in s["tasks"]]
-            if any(st != "RUNNING" for st in states):
-                return None
-            p = self.placement(s)
-            if not set(p.values()) <= ids:
-                return None
-            counts = [list(p.values()).count(i) for i in ids]
-            return s if min(counts) >= 1 and max(counts) - min(counts) <= 1 else None
-        return wait_until(ok, timeout, interval=0.2,
-                          what=f"{ntasks} tasks RUNNING and balanced over workers "
-                               f"{sorted(x.idx for x in workers)} (seen by worker {w.idx}) {what}")
-
-    def leader(self, c):
-        """The live worker that most recently logged "is now the leader"."""
-        best = None
-        for w in c.workers:
-            if not w.alive():
-                continue
-            lines = log_lines(w, "is now the leader")
-            if lines and (best is None or lines[-1][0] > best[0]):
-                best = (lines[-1][0], w)
-        self.assertIsNotNone(best, "no live worker logged 'is now the leader'")
-        return best[1]
-
-    def produce_in_background(self, c, n, rate):
-        errors = []
-
-        def run():
-            try:
-                produce(c.src.bootstrap, "connect", n, size=100, rate=rate, timeout_ms=120000)
-            except BaseException as e:     # noqa: BLE001 - re-raised by join()
-                errors.append(e)
-        th = threading.Thread(target=run, daemon=True)
-        th.start()
-
-        def join():
-            th.join(120)
-            self.assertFalse(th.is_alive(), "the background producer did not finish")
-            if errors:
-                raise errors[0]
-        return join
 
     def wait_copied(self, c, fraction, n, timeout=60):
         want = int(fraction * n)
@@ -253,12 +161,6 @@ class DistributedTest(unittest.TestCase):
         """{worker index: its ERROR log lines} for the workers that logged any."""
         errors = {w.idx: [line for _, line in log_lines(w, " ERROR [")] for w in c.workers}
         return {k: v for k, v in errors.items() if v}
-
-    def check_sanitizers(self, c):
-        for w in c.workers:
-            with open(w.logpath, errors="replace") as f:
-                bad = [line.rstrip() for line in f if any(m in line for m in SANITIZER_MARKS)]
-            self.assertEqual(bad, [], f"worker {w.idx} reported sanitizer errors:\n{w.log_tail(80)}")
 
     def stop_all(self, c, allow_errors=False):
         """SIGTERM every live worker (in parallel), expect exit code 0, check sanitizer reports

@@ -29,9 +29,7 @@ worker exited, until its tasks ran on the others, and until the group was balanc
 
     FERRY_BUILD=/tmp/build-rr python3 tests/integration/test_rolling_restart.py -v
 """
-import datetime
 import os
-import re
 import sys
 import threading
 import time
@@ -39,8 +37,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ferrytest import (Cluster, assert_no_overlap, compare, consume, count, http,  # noqa: E402
-                       log, ownership_intervals, produce, seed_connector, src_dir, wait_records,
+                       log, ownership_intervals, seed_connector, src_dir, wait_records,
                        wait_until)
+from grouptest import GroupTestMixin, log_lines, report  # noqa: E402
 
 # Leak reports of a gracefully stopped worker are checked with the project's suppressions.
 os.environ.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(src_dir(), "tests", "lsan.supp"))
@@ -52,96 +51,12 @@ TASKS = 6
 N, RATE = 200_000, 10_000         # 20 s of production, beyond the whole restart sequence
 GAP = N // 10                     # records copied before each restart
 TOPICS = dict(src_topics={"connect": PARTS}, dst_topics={"connect.replica": PARTS})
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
-def report(msg):
-    print(f"\n  {msg}", file=sys.stderr, flush=True)
-
-
-def log_lines(w, needle):
-    """(wall ms, line) of every line of w's log (all its incarnations) containing needle."""
-    out = []
-    with open(w.logpath, errors="replace") as f:
-        for line in f:
-            if needle in line and re.match(r"\d{4}-\d\d-\d\dT", line):
-                ts = datetime.datetime.strptime(line[:24], "%Y-%m-%dT%H:%M:%S.%fZ")
-                out.append((int(ts.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000),
-                            line.rstrip("\n")))
-    return out
-
-
-def wid(w):
-    return f"127.0.0.1:{w.port}"
-
-
-class RollingRestartTest(unittest.TestCase):
+class RollingRestartTest(GroupTestMixin, unittest.TestCase):
     maxDiff = None
 
     # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def status(w):
-        st, body, _, _ = http("GET", f"{w.url}/connectors/{CONN}/status", timeout=5)
-        return body if st == 200 else None
-
-    @staticmethod
-    def placement(s):
-        """{item: worker_id} of a status body; item -1 is the connector instance."""
-        p = {-1: s["connector"]["worker_id"]}
-        for t in s["tasks"]:
-            p[t["id"]] = t["worker_id"]
-        return p
-
-    def wait_running(self, w, workers, timeout=30, what=""):
-        """Waits until w's status shows the connector and TASKS tasks RUNNING, all on `workers`
-        (each with some item), item counts differing by at most one. Returns the status."""
-        ids = {wid(x) for x in workers}
-
-        def ok():
-            s = self.status(w)
-            if not s or len(s.get("tasks", [])) != TASKS:
-                return None
-            states = [s["connector"]["state"]] + [t["state"] for t in s["tasks"]]
-            if any(st != "RUNNING" for st in states):
-                return None
-            p = self.placement(s)
-            if not set(p.values()) <= ids:
-                return None
-            counts = [list(p.values()).count(i) for i in ids]
-            return s if min(counts) >= 1 and max(counts) - min(counts) <= 1 else None
-        return wait_until(ok, timeout, interval=0.1,
-                          what=f"{TASKS} tasks RUNNING and balanced over workers "
-                               f"{sorted(x.idx for x in workers)} (seen by worker {w.idx}) {what}")
-
-    def leader(self, c):
-        """The live worker that most recently logged "is now the leader"."""
-        best = None
-        for w in c.workers:
-            if w.alive():
-                lines = log_lines(w, "is now the leader")
-                if lines and (best is None or lines[-1][0] > best[0]):
-                    best = (lines[-1][0], w)
-        self.assertIsNotNone(best, "no live worker logged 'is now the leader'")
-        return best[1]
-
-    def produce_in_background(self, c):
-        errors = []
-
-        def run():
-            try:
-                produce(c.src.bootstrap, "connect", N, size=100, rate=RATE, timeout_ms=120000)
-            except BaseException as e:     # noqa: BLE001 - re-raised by join()
-                errors.append(e)
-        th = threading.Thread(target=run, daemon=True)
-        th.start()
-
-        def join():
-            th.join(120)
-            self.assertFalse(th.is_alive(), "the background producer did not finish")
-            if errors:
-                raise errors[0]
-        return th, join
 
     @staticmethod
     def copied(c):
@@ -173,12 +88,6 @@ class RollingRestartTest(unittest.TestCase):
         return [f"partition {r['p']}: {r['n']} record(s) v{r['i0']}..v{r['i1']} again from offset "
                 f"{r['first']['offset']}" for r in runs]
 
-    def check_sanitizers(self, c):
-        for w in c.workers:
-            with open(w.logpath, errors="replace") as f:
-                bad = [line.rstrip() for line in f if any(m in line for m in SANITIZER_MARKS)]
-            self.assertEqual(bad, [], f"worker {w.idx} reported sanitizer errors:\n{w.log_tail(80)}")
-
     # ------------------------------------------------------------------ the test
 
     def restart(self, c, w):
@@ -192,13 +101,13 @@ class RollingRestartTest(unittest.TestCase):
         t0 = time.monotonic()
         rc = w.term(timeout=GRACEFUL_MS / 1000 + 10)
         t_stop = time.monotonic() - t0
-        self.wait_running(others[0], others, what=f"after worker {w.idx} stopped")
+        self.wait_running(others[0], TASKS, others, what=f"after worker {w.idx} stopped")
         t_moved = time.monotonic() - t0
         w.start()
         w.wait_ready()
         t_ready = time.monotonic() - t0
         for x in c.workers:
-            self.wait_running(x, c.workers, what=f"after worker {w.idx} restarted")
+            self.wait_running(x, TASKS, c.workers, what=f"after worker {w.idx} restarted")
         t_back = time.monotonic() - t0
         log(f"worker {w.idx}{' (leader)' if was_leader else ''} restarted at {at}/{N}: exit code "
             f"{rc} after {t_stop:.2f} s, tasks on the others at {t_moved:.2f} s, ready at "
@@ -212,8 +121,9 @@ class RollingRestartTest(unittest.TestCase):
                                  seed_connector(c.src.bootstrap, **{"tasks.max": str(TASKS)},
                                                 **overrides))
             self.assertEqual(st, 201, f"POST /connectors: {st} {raw!r}")
-            self.wait_running(c.workers[0], c.workers)
-            producer, join = self.produce_in_background(c)
+            self.wait_running(c.workers[0], TASKS, c.workers)
+            join = self.produce_in_background(c, N, RATE)
+            producer = join.thread
             steps, todo = [], list(c.workers)
             while todo:       # the leader of the moment first, while it has not been restarted
                 lead = self.leader(c)
