@@ -178,6 +178,121 @@ static char *check_type(const keydef_t *d, const char *v)
     return err;
 }
 
+/* ---- topic.regex --------------------------------------------------------------------- */
+
+/* topic.regex comes from REST, and glibc's regcomp() is not safe on hostile patterns:
+ *  - it writes a subexpression out once per repetition it implies ('+' twice, {n,m} m times),
+ *    with a node per operator, so stacked or nested repetitions multiply ("a" and 24 '+' took
+ *    12 GB), and its epsilon closures grow with the square of the nodes ("(a?){10000}": 1.5 GB);
+ *  - a loop or an option over something that can match the empty string makes the epsilon
+ *    closures explode: "(d*)*" 20 times in a row took 1 s (twice as long with each one more),
+ *    "((a?)?){325}" 14 s and 4 GB.
+ * So a pattern is checked before it is compiled: at most REGEX_MAX_NODES nodes once its
+ * repetitions are expanded, and no repetition but an exact {n} over a subexpression that can
+ * match the empty string (write "a*", not "(a*)*" or "(a?)?"). Patterns for topic names are
+ * far from both limits. */
+#define REGEX_MAX_NODES 2000
+#define REGEX_MAX_DEPTH 100
+#define REGEX_REFUSED (REGEX_MAX_NODES + 1.0)
+
+typedef struct rx_cost {
+    double nodes; /* upper bound of the nodes glibc builds */
+    int empty;    /* can match the empty string */
+} rx_cost_t;
+
+/* The repetition operator at *p (*, +, ?, {n}, {n,}, {,m}, {n,m}), which it skips: applies it
+ * to @p c, the cost of what it repeats. */
+static rx_cost_t rx_repeat(const char **p, rx_cost_t c)
+{
+    char op = *(*p)++;
+    double lo = op == '+', hi = op == '?' ? 1 : -1; /* hi < 0: no upper bound */
+    if (op == '{') {
+        for (lo = 0; **p >= '0' && **p <= '9';)
+            lo = lo * 10 + (*(*p)++ - '0');
+        hi = lo;
+        if (**p == ',') {
+            (*p)++;
+            hi = **p >= '0' && **p <= '9' ? 0 : -1;
+            while (**p >= '0' && **p <= '9')
+                hi = hi * 10 + (*(*p)++ - '0');
+        }
+        if (**p == '}')
+            (*p)++;
+    }
+    if (c.empty && hi != lo) /* anything but {n} over what can match the empty string */
+        return (rx_cost_t){REGEX_REFUSED, 1};
+    double copies = hi < 0 ? lo + 1 : hi;
+    return (rx_cost_t){(c.nodes + 1) * (copies > 1 ? copies : 1), c.empty || lo == 0};
+}
+
+static rx_cost_t rx_alt(const char **p, int depth);
+
+/* The atom at *p, which it skips: a group, a bracket expression, an anchor, an escaped or a
+ * plain character. */
+static rx_cost_t rx_atom(const char **p, int depth)
+{
+    const char *s = *p;
+    if (*s == '(') {
+        *p = s + 1;
+        rx_cost_t c = depth < REGEX_MAX_DEPTH ? rx_alt(p, depth + 1) : (rx_cost_t){REGEX_REFUSED, 0};
+        if (**p == ')')
+            (*p)++;
+        return (rx_cost_t){c.nodes + 1, c.empty};
+    }
+    if (*s == '[') { /* to the first ']' after the first member: never past glibc's end */
+        s += s[1] == '^' ? 2 : 1;
+        s += *s == ']';
+        while (*s && *s != ']')
+            s++;
+        *p = *s ? s + 1 : s;
+        return (rx_cost_t){1, 0};
+    }
+    *p = s + (*s == '\\' && s[1] ? 2 : 1);
+    /* anchors, and back-references (which may have matched nothing), match the empty string */
+    return (rx_cost_t){1, *s == '^' || *s == '$' || (*s == '\\' && s[1] >= '1' && s[1] <= '9')};
+}
+
+/* The alternation at *p, up to the ')' that closes its group (at depth 0, up to the end:
+ * glibc takes a stray ')' literally). */
+static rx_cost_t rx_alt(const char **p, int depth)
+{
+    rx_cost_t alt = {0, 0}, last = {0, 1}; /* last: the latest atom with its repetitions */
+    int before_empty = 1;                   /* the atoms of this branch before `last` */
+    while (**p && !(depth && **p == ')')) {
+        char c = **p;
+        if (c == '|') {
+            (*p)++;
+            alt.empty |= before_empty && last.empty;
+            before_empty = 1;
+            last = (rx_cost_t){0, 1};
+        } else if (c == '*' || c == '+' || c == '?' || c == '{') {
+            rx_cost_t grown = rx_repeat(p, last);
+            alt.nodes += grown.nodes - last.nodes;
+            last = grown;
+        } else {
+            before_empty &= last.empty;
+            last = rx_atom(p, depth);
+            alt.nodes += last.nodes;
+        }
+    }
+    alt.empty |= before_empty && last.empty;
+    return alt;
+}
+
+/* Compiles topic.regex to match whole topic names. @returns 0, regcomp()'s error, or
+ * REG_ESPACE for a pattern refused as too costly (see above). */
+static int regex_compile(regex_t *re, const char *rx)
+{
+    char *anchored;
+    if (asprintf(&anchored, "^(%s)$", rx) < 0)
+        abort();
+    const char *p = anchored;
+    int rc = rx_alt(&p, 0).nodes > REGEX_MAX_NODES ? REG_ESPACE
+                                                    : regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+    free(anchored);
+    return rc;
+}
+
 /* Semantic checks beyond the type; returns an error string or NULL. */
 static char *check_value(const keydef_t *d, const char *v, const json_t *config)
 {
@@ -198,13 +313,15 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config)
         asprintf(&err, "Either topic.whitelist or topic.regex must name at least one topic");
     else if (!strcmp(n, "topic.regex") && *v) {
         regex_t re;
-        char *anchored;
-        asprintf(&anchored, "^(%s)$", v);
-        if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB))
+        int rc = regex_compile(&re, v);
+        if (rc == REG_ESPACE)
+            asprintf(&err, "Invalid value %s for configuration topic.regex: too complex (more than "
+                           "%d nodes once repetitions are expanded, or a repetition such as (a*)* "
+                           "of something that can match the empty string)", v, REGEX_MAX_NODES);
+        else if (rc)
             asprintf(&err, "Invalid value %s for configuration topic.regex: not a valid regular expression", v);
         else
             regfree(&re);
-        free(anchored);
     } else if (!strcmp(n, "topic.rename.format")) {
         if (!*v)
             asprintf(&err, "Invalid value for configuration topic.rename.format: must not be empty");
@@ -350,11 +467,7 @@ repl_select_t *repl_select_new(const json_t *config, ferr_t *err)
     s->black = list_set(cfg_str(config, "topic.blacklist"));
     const char *rx = cfg_str(config, "topic.regex");
     if (rx && *rx) {
-        char *anchored;
-        asprintf(&anchored, "^(%s)$", rx);
-        int rc = regcomp(&s->re, anchored, REG_EXTENDED | REG_NOSUB);
-        free(anchored);
-        if (rc) {
+        if (regex_compile(&s->re, rx)) {
             ferr_set(err, FERR_INVALID, "invalid topic.regex %s", rx);
             json_decref(s->white);
             json_decref(s->black);

@@ -748,6 +748,59 @@ static void test_validate_bad_regex(void)
     json_decref(cfg);
 }
 
+/* glibc's regcomp() is not safe on hostile patterns. fuzz_config found a POST whose 60-byte
+ * topic.regex (40 '+' in a row) made it allocate without bound, then one with 89 '?' between
+ * '+'s that took minutes; "(d*)*" 33 times in a row takes hours, "((a?)?){325}" 4 GB. Such
+ * patterns are refused as too complex before they are compiled, by validation and by
+ * repl_select_new(); patterns for topic names are not. */
+static void test_validate_regex_too_complex(void)
+{
+    static const char *huge[] = {
+        /* the findings */
+        ",,,,,,,,,,,,,,,,,XXXXXXXXX,,,,,,ates+++++++++++++++++++++++++++++++++++++++t",
+        ("l,vsourc++++++?s+\\\\\\\\\\+++++;++??????????????????????????????????????????"
+         "???????????????????????????????????????????????++++++++~+++++++t"),
+        /* too many nodes once expanded */
+        "a++++++++++++++++++++++++", "(a?){10000}", "a{1,32767}", "((a{100}){100}){100}",
+        "(((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)",
+        "x)y++++++++++++++++++++++++", /* a stray ')' closes "^(" early: still counted */
+        /* loops over something that can match the empty string */
+        "(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*(d*)*",
+        "d**{33}", "((d?)*){33}", "(a|b*)+", "(a|)+x", "(^)*", "(\\1)*", "x(){2,}",
+        /* options over something that can match the empty string */
+        "((a?)?){325}", "(a?)?", "(a*b?){0,3}", "((a?){1,2}){100}",
+    };
+    json_t *cfg = seed_config();
+    set(cfg, "topic.whitelist", NULL);
+    set(cfg, "topic.rename.format", "${topic}.replica");
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        set(cfg, "topic.regex", huge[i]);
+        char *msgs = NULL;
+        CU_ASSERT_EQUAL(repl_validate(cfg, NULL, &msgs), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(msgs ? msgs : "", "too complex"));
+        free(msgs);
+        ferr_t err = {0};
+        CU_ASSERT_PTR_NULL(repl_select_new(cfg, &err));
+    }
+    /* "(" nested 100,000 deep: refused without deep recursion, here or in glibc */
+    char *deep = malloc(200001);
+    memset(deep, '(', 100000);
+    memset(deep + 100000, ')', 100000);
+    deep[200000] = '\0';
+    set(cfg, "topic.regex", deep);
+    expect_errors(cfg, 1, "topic.regex");
+    free(deep);
+    /* realistic patterns stay well inside the bound */
+    static const char *fine[] = {"orders\\..*", "[a-z0-9._-]{1,249}", "(eu|us|ap)-(orders|payments)[0-9]{0,3}",
+                                 "t[0-9]+", "a{2,}b{,3}", "[]a]+|[^]]x", "([a-z]+\\.)*events",
+                                 "(foo|bar)*-(x?y)+", "(a*b){0,5}", "(a?){400}", "orders(-v[0-9]+)?"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        set(cfg, "topic.regex", fine[i]);
+        expect_errors(cfg, 0, NULL);
+    }
+    json_decref(cfg);
+}
+
 static void test_validate_rename(void)
 {
     json_t *cfg = seed_config();
@@ -1006,6 +1059,7 @@ int cu_register(void)
         {"validate missing source", test_validate_missing_source},
         {"validate no topics", test_validate_no_topics},
         {"validate bad regex", test_validate_bad_regex},
+        {"validate regex too complex to compile", test_validate_regex_too_complex},
         {"validate rename", test_validate_rename},
         {"validate converters and class", test_validate_converters_and_class},
         {"validate other values", test_validate_other_values},
