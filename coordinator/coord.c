@@ -235,6 +235,13 @@ static void on_herder_change(void *arg)
 
 /* ---- coord thread: session and registration ------------------------------------------ */
 
+/* The ACL of every znode ferry creates: open, or (zookeeper.set.acl) only the digest
+ * identity every worker of the group authenticates as. */
+static struct ACL_vector *acl_of(const coord_t *co)
+{
+    return co->wc->zk_set_acl ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
+}
+
 static int ensure_path(coord_t *co, const char *path)
 {
     char *dup = strdup(path);
@@ -242,7 +249,7 @@ static int ensure_path(coord_t *co, const char *path)
         if (*p == '/' || !*p) {
             char c = *p;
             *p = '\0';
-            int rc = zoo_create(co->zh, dup, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0);
+            int rc = zoo_create(co->zh, dup, NULL, -1, acl_of(co), 0, NULL, 0);
             *p = c;
             if (rc != ZOK && rc != ZNODEEXISTS) {
                 FLOG(WARN, COORD, "cannot create %s: %s", dup, zerror(rc));
@@ -267,7 +274,7 @@ static void write_ack(coord_t *co)
     char *p = path_join(co->acks_path, co->member_name);
     int rc = zoo_set(co->zh, p, buf, (int)len, -1);
     if (rc == ZNONODE)
-        rc = zoo_create(co->zh, p, buf, (int)len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+        rc = zoo_create(co->zh, p, buf, (int)len, acl_of(co), ZOO_EPHEMERAL, NULL, 0);
     if (rc == ZOK)
         assign_list_copy(&co->acked_holding, &co->holding);
     else
@@ -287,7 +294,7 @@ static int register_member(coord_t *co)
     if (proto_member_encode(&m, &buf, &len))
         return -1;
     char *prefix = path_join(co->members_path, "m-");
-    int rc = zoo_create(co->zh, prefix, buf, (int)len, &ZOO_OPEN_ACL_UNSAFE,
+    int rc = zoo_create(co->zh, prefix, buf, (int)len, acl_of(co),
                         ZOO_EPHEMERAL | ZOO_SEQUENCE, co->member_path, sizeof co->member_path);
     free(prefix);
     free(buf);
@@ -312,6 +319,13 @@ static void connect_zk(coord_t *co)
     co->zh = zookeeper_init(co->wc->zk_hosts, session_watcher, (int)co->wc->session_timeout_ms, NULL, co, 0);
     if (!co->zh)
         FLOG(ERROR, COORD, "cannot create a ZooKeeper handle for %s", co->wc->zk_hosts);
+    else if (co->wc->zk_digest) {
+        /* Queued now, sent first on every (re)connection of this handle: every request
+         * after it runs as that identity. */
+        int rc = zoo_add_auth(co->zh, "digest", co->wc->zk_digest, (int)strlen(co->wc->zk_digest), NULL, NULL);
+        if (rc != ZOK)
+            FLOG(ERROR, COORD, "cannot add ZooKeeper digest authentication: %s", zerror(rc));
+    }
 }
 
 static void last_clear(coord_t *co)
@@ -359,7 +373,7 @@ static void publish_leader(coord_t *co)
     size_t len;
     if (proto_leader_encode(&l, &buf, &len))
         return;
-    int rc = zoo_create(co->zh, co->leader_path, buf, (int)len, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+    int rc = zoo_create(co->zh, co->leader_path, buf, (int)len, acl_of(co), ZOO_EPHEMERAL, NULL, 0);
     if (rc == ZNODEEXISTS)
         rc = zoo_set(co->zh, co->leader_path, buf, (int)len, -1);
     if (rc != ZOK)
@@ -636,7 +650,7 @@ static void rebalance(coord_t *co)
         size_t len;
         if (!proto_assignment_encode(&a, &buf, &len)) {
             int rc = co->last_version == -2
-                         ? zoo_create(co->zh, co->assign_path, buf, (int)len, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0)
+                         ? zoo_create(co->zh, co->assign_path, buf, (int)len, acl_of(co), 0, NULL, 0)
                          : zoo_set(co->zh, co->assign_path, buf, (int)len, co->last_version);
             if (rc == ZOK)
                 FLOG(INFO, COORD, "generation %lld: %zu worker(s), %zu item(s); added %zu, revoked %zu%s",

@@ -27,6 +27,7 @@ struct fwd {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     long timeout_ms;
+    const fwd_tls_t *tls; /* NULL: curl's defaults */
     atomic_int inflight;
     atomic_int closing;
 };
@@ -86,6 +87,29 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
+/* TLS for https URLs: the truststore, host name checking, and a client certificate for a
+ * leader that asks for one (ssl.client.auth). PEM text goes in as blobs, copied by curl. */
+static void set_tls(CURL *c, const fwd_tls_t *t)
+{
+    if (!t)
+        return;
+    if (t->ca_pem) {
+        struct curl_blob b = {(void *)t->ca_pem, strlen(t->ca_pem), CURL_BLOB_COPY};
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+    }
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, t->verify_host ? 2L : 0L);
+    if (t->cert_pem && t->key_pem) {
+        struct curl_blob cb = {(void *)t->cert_pem, strlen(t->cert_pem), CURL_BLOB_COPY};
+        struct curl_blob kb = {(void *)t->key_pem, strlen(t->key_pem), CURL_BLOB_COPY};
+        curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+        if (t->key_password)
+            curl_easy_setopt(c, CURLOPT_KEYPASSWD, t->key_password);
+    }
+}
+
 static void *job_main(void *arg)
 {
     fwd_job_t *j = arg;
@@ -103,11 +127,14 @@ static void *job_main(void *arg)
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, j->url);
+    /* the leader must get the path as received: curl would resolve "/connectors/.." to "/" */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, j->method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, j->f->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    set_tls(c, j->f->tls);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -156,6 +183,11 @@ fwd_t *fwd_new(h2o_loop_t *loop, long timeout_ms)
     f->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(f->queue, &f->receiver, on_results);
     return f;
+}
+
+void fwd_set_tls(fwd_t *f, const fwd_tls_t *tls)
+{
+    f->tls = tls;
 }
 
 int fwd_request(fwd_t *f, const char *method, const char *url, const char *body, size_t len,

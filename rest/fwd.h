@@ -29,7 +29,18 @@ typedef void (*fwd_cb)(void *arg, fwd_result_t *r);
 
 typedef struct fwd fwd_t;
 
+/** TLS settings for https URLs (PEM text, as read by rest/sec.c). NULL/0 fields are unset. */
+typedef struct fwd_tls {
+    const char *ca_pem;       /* trusted CAs; NULL = the system's CA bundle */
+    int verify_host;          /* check the host name against the certificate (default 1) */
+    const char *cert_pem;     /* client certificate chain, sent if the server asks; may be NULL */
+    const char *key_pem;      /* its private key */
+    const char *key_password; /* the key's password, or NULL */
+} fwd_tls_t;
+
 fwd_t *fwd_new(h2o_loop_t *loop, long timeout_ms);
+/** Sets the TLS settings of later requests. @p tls is borrowed and must outlive @p f. */
+void fwd_set_tls(fwd_t *f, const fwd_tls_t *tls);
 /** @returns 0 if started, -1 if too many requests are in flight (cb is not called). Strings are
  *  copied. @p auth: an Authorization header value to pass on, or NULL. */
 int fwd_request(fwd_t *f, const char *method, const char *url, const char *body, size_t len,

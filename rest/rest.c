@@ -20,6 +20,8 @@
 #include <curl/curl.h>
 
 #include "rest/fwd.h"
+#include "rest/sec.h"
+#include "rest/ui.h"
 #include "worker/flog.h"
 #include "worker/metrics.h"
 
@@ -30,6 +32,7 @@ struct rest {
     herder_t *h;
     const wconf_t *wc;
     fwd_t *fwd;
+    const sec_t *sec; /* NULL: no TLS client settings, no authentication */
 };
 
 typedef struct rest_handler {
@@ -104,11 +107,55 @@ static const char *reason_of(int status)
     }
 }
 
+/* Length of the well-formed UTF-8 sequence at @p s (no overlong forms, surrogates or code
+ * points above U+10FFFF: what jansson accepts), 0 if there is none. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* Request bytes become strings in JSON (names, query values, error messages), and jansson
+ * refuses what is not UTF-8 (json_pack fails, json_object_set_new frees the value). So every
+ * byte that does not start a well-formed sequence becomes U+FFFD.
+ * Takes @p s (malloc'd, may be NULL) and frees it; returns a malloc'd copy. */
+static char *utf8_scrub(char *s)
+{
+    if (!s)
+        return NULL;
+    char *out = malloc(3 * strlen(s) + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq_len(p);
+        if (n) {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        }
+    }
+    *o = '\0';
+    free(s);
+    return out;
+}
+
 char *rest_error_body(int status, const char *message)
 {
-    json_t *o = json_pack("{s:i,s:s}", "error_code", status, "message", message);
+    /* the message may quote request bytes, or end in a character that vsnprintf cut */
+    char *msg = utf8_scrub(strdup(message));
+    json_t *o = json_pack("{s:i,s:s}", "error_code", status, "message", msg);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
+    free(msg);
     return s;
 }
 
@@ -148,6 +195,8 @@ static const char *route_of(const h2o_req_t *req)
         return n == 1 ? (segs[0][0] == 'h' ? "/health" : "/metrics") : "other";
     if (!strcmp(segs[0], "connector-plugins"))
         return n == 1 ? "/connector-plugins" : "/connector-plugins/{plugin}/...";
+    if (!strcmp(segs[0], "ui"))
+        return n == 1 ? "/ui" : "other";
     if (!strcmp(segs[0], "admin"))
         return n <= 2 ? "/admin/loggers" : "/admin/loggers/{logger}";
     if (strcmp(segs[0], "connectors"))
@@ -307,7 +356,8 @@ static int hexval(int c)
     return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
 }
 
-/* Percent-decodes [s, s+len); '+' stays '+' in paths, becomes ' ' in queries. NULL if malformed. */
+/* Percent-decodes [s, s+len); '+' stays '+' in paths, becomes ' ' in queries. NULL if malformed.
+ * The result is UTF-8 (see utf8_scrub). */
 static char *pct_decode(const char *s, size_t len, int plus_space)
 {
     char *out = malloc(len + 1), *o = out;
@@ -331,7 +381,7 @@ static char *pct_decode(const char *s, size_t len, int plus_space)
         }
     }
     *o = '\0';
-    return out;
+    return utf8_scrub(out);
 }
 
 static void call_dispose(call_t *c)
@@ -572,6 +622,7 @@ static int do_root(call_t *c)
                           "leader", herder_is_leader(h), "leader_url",
                           leader ? json_string(leader) : json_null(), "generation",
                           (json_int_t)herder_generation(h));
+    ui_allow_origin(c->req); /* read by the /ui page of other workers; why only here: ui.c */
     return answer(c, FERR_OK, NULL, o, 200);
 }
 
@@ -704,8 +755,12 @@ static int do_task_restart_forward(call_t *c, const char *owner)
     char *url;
     if (asprintf(&url, "%s%s?forward=%s", owner, c->path, fwdp ? "false" : "true") < 0)
         abort();
+    ssize_t ai = h2o_find_header(&c->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    char *au = ai >= 0 ? strndup(c->req->headers.entries[ai].value.base, c->req->headers.entries[ai].value.len) : NULL;
     rreq_t *rr = rreq_new(c->r, c->req);
-    if (fwd_request(c->r->fwd, "POST", url, NULL, 0, NULL, NULL, on_forwarded, rr)) {
+    int busy = fwd_request(c->r->fwd, "POST", url, NULL, 0, NULL, au, on_forwarded, rr);
+    free(au);
+    if (busy) {
         rreq_unref(rr);
         send_error(c->req, 503, "Too many forwarded requests in flight; retry later");
     }
@@ -949,8 +1004,18 @@ static int do_metrics(call_t *c)
     metrics_sample(m, "process_resident_memory_bytes", NULL, (double)rss_kb * 1024);
     size_t len;
     char *text = metrics_finish(m, &len);
+    ui_allow_origin(c->req); /* read by the /ui page of other workers; why only here: ui.c */
     send_raw(c->req, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", NULL);
     free(text);
+    return 0;
+}
+
+/* The live cluster page (rest/ui.c). */
+static int do_ui(call_t *c)
+{
+    size_t len;
+    const char *page = ui_page(&len);
+    send_raw(c->req, 200, page, len, UI_CONTENT_TYPE, NULL);
     return 0;
 }
 
@@ -963,6 +1028,8 @@ static int route(call_t *c)
         return is_method(c, "GET") ? do_health(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
     if (!strcmp(s0, "metrics") && c->nsegs == 1)
         return is_method(c, "GET") ? do_metrics(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
+    if (!strcmp(s0, "ui") && c->nsegs == 1)
+        return is_method(c, "GET") ? do_ui(c) : send_error(c->req, 405, "HTTP 405 Method Not Allowed");
     if (!strcmp(s0, "connectors"))
         return do_connectors(c);
     if (!strcmp(s0, "connector-plugins"))
@@ -972,6 +1039,22 @@ static int route(call_t *c)
     return send_error(c->req, 404, "HTTP 404 Not Found");
 }
 
+/* Basic authentication (BasicAuthSecurityRestExtension's role): every path, every method.
+ * A refusal is Kafka Connect's JSON error with a challenge. */
+static int authorized(rest_t *r, h2o_req_t *req)
+{
+    if (!sec_auth_enabled(r->sec))
+        return 1;
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (ai >= 0 && sec_auth_check(r->sec, req->headers.entries[ai].value.base, req->headers.entries[ai].value.len))
+        return 1;
+    static const char challenge[] = "Basic realm=\"" SEC_REALM "\"";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge,
+                   sizeof challenge - 1);
+    send_error(req, 401, "User cannot access the resource.");
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     rest_handler_t *rh = (rest_handler_t *)self;
@@ -979,6 +1062,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     char method[16];
     snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
     c.method = method;
+    if (!authorized(rh->r, req))
+        return 0;
     if (call_parse(&c) == 0)
         route(&c);
     call_dispose(&c);
@@ -1003,7 +1088,7 @@ static void send_task_configs(void *arg, const char *leader_url, const char *nam
         abort();
     char *body = json_dumps(configs, JSON_COMPACT | JSON_PRESERVE_ORDER);
     char *arg2 = strdup(name);
-    if (fwd_request(r->fwd, "POST", url, body, strlen(body), "application/json", NULL,
+    if (fwd_request(r->fwd, "POST", url, body, strlen(body), "application/json", sec_internal_auth(r->sec),
                     on_task_configs_sent, arg2))
         free(arg2);
     curl_free(esc);
@@ -1024,6 +1109,12 @@ rest_t *rest_new(h2o_hostconf_t *host, herder_t *h, const wconf_t *wc, h2o_loop_
     r->handler = &rh->super;
     herder_on_task_configs(h, send_task_configs, r);
     return r;
+}
+
+void rest_set_sec(rest_t *r, const sec_t *s)
+{
+    r->sec = s;
+    fwd_set_tls(r->fwd, s ? sec_client_tls(s) : NULL);
 }
 
 void rest_destroy(rest_t *r)

@@ -23,6 +23,11 @@ typedef struct rest rest_t;
 rest_t *rest_new(h2o_hostconf_t *host, herder_t *h, const wconf_t *wc, h2o_loop_t *loop);
 void rest_destroy(rest_t *r);
 
+struct sec;
+/** Applies the REST security settings (rest/sec.h): basic authentication of every request,
+ *  TLS and the internal credential for forwarded ones. @p s is borrowed and must outlive @p r. */
+void rest_set_sec(rest_t *r, const struct sec *s);
+
 /** The HTTP status for an error code: the single place where errors become statuses. */
 int rest_status_of(ferr_code_t code);
 

@@ -3,6 +3,7 @@
  * Start-up: parse the properties (exit 2 naming the key on error), connect to the
  * destination cluster and read the storage topics (herder), open the REST listener, join
  * the group through ZooKeeper (coord), then run the h2o loop until SIGTERM/SIGINT.
+ * `--check` stops after the first step and prints the effective settings (wconf_describe).
  * Shutdown is graceful: leave the group, stop tasks (each flushes and stores offsets).
  * Signals reach the loop through a self-pipe, the only async-signal-safe way in. */
 #include <errno.h>
@@ -21,6 +22,7 @@
 
 #include "coordinator/coord.h"
 #include "rest/rest.h"
+#include "rest/sec.h"
 #include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/herder.h"
@@ -50,7 +52,7 @@ static void on_sig_readable(h2o_socket_t *sock, const char *err)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: ferry-worker [--help] [--version] CONFIG\n"
+            "Usage: ferry-worker [--help] [--version] [--check] CONFIG\n"
             "\n"
             "Runs a ferry worker: Kafka Connect's distributed mode for copying topics between\n"
             "Kafka clusters, with the EMRReplicatorSourceConnector built in.\n"
@@ -59,8 +61,15 @@ static void usage(FILE *f)
             "Connect's worker keys (bootstrap.servers, group.id, *.storage.topic, listeners, ...)\n"
             "ferry needs zookeeper.connect (host:port[,host:port][/chroot]) for group membership.\n"
             "\n"
+            "  --check    validate CONFIG as the worker would and print the effective settings\n"
+            "             (secrets hidden), without contacting Kafka or ZooKeeper; exit 0 if it\n"
+            "             is valid, 2 with a one-line message naming the key if not\n"
+            "  --version  print the version\n"
+            "  --help     print this text\n"
+            "\n"
             "The REST API (Kafka Connect's) listens on `listeners` (default http://:8083).\n"
-            "Exit codes: 0 clean stop, 1 runtime failure, 2 invalid command line or config.\n");
+            "Exit codes: 0 clean stop, 1 runtime failure, 2 invalid command line or config.\n"
+            "See ferry-worker(1).\n");
 }
 
 static int listen_on(const wconf_t *wc, char *why, size_t len)
@@ -105,6 +114,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
+    int check = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -113,6 +123,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--version")) {
             printf("ferry-worker %s\n", FERRY_VERSION);
             return 0;
+        }
+        if (!strcmp(argv[i], "--check")) {
+            check = 1;
+            continue;
         }
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "ferry-worker: unknown option %s (see --help)\n", argv[i]);
@@ -141,6 +155,20 @@ int main(int argc, char **argv)
     if (!wc) {
         fprintf(stderr, "ferry-worker: %s\n", err.msg);
         return 2;
+    }
+    /* TLS material and the credentials file are read now, so that a bad one is a config error */
+    sec_t *sec = sec_new(wc, &err);
+    if (!sec) {
+        fprintf(stderr, "ferry-worker: %s\n", err.msg);
+        wconf_destroy(wc);
+        return 2;
+    }
+    if (check) {
+        printf("%s: valid (checked without contacting Kafka or ZooKeeper)\n\n", path);
+        wconf_describe(wc, stdout);
+        sec_destroy(sec);
+        wconf_destroy(wc);
+        return 0;
     }
     wconf_log_summary(wc);
 
@@ -171,9 +199,12 @@ int main(int argc, char **argv)
         goto out;
     }
     rest_t *rest = rest_new(host, h, wc, loop);
+    rest_set_sec(rest, sec);
     h2o_context_init(&ctx, loop, &config);
     accept_ctx.ctx = &ctx;
     accept_ctx.hosts = config.hosts;
+    if ((accept_ctx.ssl_ctx = sec_server_ctx(sec)))
+        h2o_ssl_register_alpn_protocols(accept_ctx.ssl_ctx, h2o_http2_alpn_protocols);
     int lfd = listen_on(wc, why, sizeof why);
     if (lfd < 0) {
         fprintf(stderr, "ferry-worker: %s\n", why);
@@ -212,6 +243,7 @@ out_rest:
 out:
     h2o_evloop_destroy(loop);
     h2o_config_dispose(&config);
+    sec_destroy(sec);
     wconf_destroy(wc);
     curl_global_cleanup();
     FLOG(INFO, WORKER, "stopped");

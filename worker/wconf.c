@@ -7,10 +7,14 @@
  *
  * Which keys exist is decided by three tables: the keys ferry or Kafka Connect define
  * (known_keys, known_prefixes; anything else is logged as ignored), and the top-level keys
- * that are passed on to every Kafka client (common_keys, common_prefixes). */
+ * that are passed on to every Kafka client (common_keys, common_prefixes).
+ *
+ * The start-up log (wconf_log_summary) and `ferry-worker --check` (wconf_describe) show the
+ * same effective values, built once by effective_props(), with secrets hidden by shown(). */
 #include "worker/wconf.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +49,14 @@ static const char *const known_keys[] = {
     "rest.advertised.port", "rest.advertised.listener", "admin.listeners",
     "offset.flush.interval.ms", "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
     "scheduled.rebalance.max.delay.ms", "zookeeper.connect", "zookeeper.session.timeout.ms",
+    "zookeeper.set.acl", "zookeeper.digest.username", "zookeeper.digest.password",
     "key.converter", "value.converter", "header.converter", "plugin.path", "plugin.discovery",
     "connect.protocol", "heartbeat.interval.ms", "session.timeout.ms", "rebalance.timeout.ms",
     "worker.sync.timeout.ms", "worker.unsync.backoff.ms", "config.providers",
     "topic.creation.enable", "topic.tracking.enable", "topic.tracking.allow.reset",
     "exactly.once.source.support", "connector.client.config.override.policy",
     "rest.extension.classes", "response.http.headers.config",
+    "rest.basic.auth.credentials.file", "rest.basic.auth.internal.user", /* rest/sec.c */
     "inter.worker.key.generation.algorithm", "inter.worker.key.size", "inter.worker.key.ttl.ms",
     "inter.worker.signature.algorithm", "inter.worker.verification.algorithms",
     "metric.reporters", "auto.include.jmx.reporter", "request.timeout.ms", "send.buffer.bytes",
@@ -507,27 +513,70 @@ static ferr_code_t get_zk(const props_t *p, wconf_t *c, ferr_t *err)
         why = check_zk_root(c->zk_root);
     if (why)
         return invalid(err, "zookeeper.connect", zc, why);
-    return get_num(p, "zookeeper.session.timeout.ms", T_INT, 6000, 1000, INT32_MAX,
-                   &c->session_timeout_ms, err);
+    if ((rc = get_num(p, "zookeeper.session.timeout.ms", T_INT, 6000, 1000, INT32_MAX,
+                      &c->session_timeout_ms, err)))
+        return rc;
+    /* Digest authentication, and ACLs that let only that identity near ferry's znodes
+     * (Kafka's broker key zookeeper.set.acl; the credentials are ferry's own keys). */
+    const char *acl = props_get(p, "zookeeper.set.acl"), *user = props_get(p, "zookeeper.digest.username"),
+               *pass = props_get(p, "zookeeper.digest.password");
+    char *acl_v = trimdup(acl ? acl : "false");
+    int acl_bad = strcasecmp(acl_v, "true") && strcasecmp(acl_v, "false");
+    c->zk_set_acl = !strcasecmp(acl_v, "true");
+    free(acl_v);
+    if (acl_bad)
+        return invalid(err, "zookeeper.set.acl", acl, "Expected value to be either true or false");
+    if ((user && *user) != (pass && *pass))
+        return ferr_set(err, FERR_INVALID, "Invalid configuration zookeeper.digest.%s: "
+                        "zookeeper.digest.username and zookeeper.digest.password go together",
+                        user && *user ? "password" : "username");
+    if (user && *user) {
+        if (strchr(user, ':'))
+            return invalid(err, "zookeeper.digest.username", user, "must not contain ':'");
+        if (asprintf(&c->zk_digest, "%s:%s", user, pass) < 0)
+            abort();
+    }
+    if (c->zk_set_acl && !c->zk_digest)
+        return invalid(err, "zookeeper.set.acl", "true",
+                       "needs zookeeper.digest.username and zookeeper.digest.password");
+    return FERR_OK;
 }
 
 /* ---- passthrough ---- */
 
+/*
+ * The client settings a key is passed on to: c->producer, ->consumer or ->admin (without the
+ * prefix, in *sub), c->common (as is), or NULL if it is not a client key.
+ */
+static props_t *client_props_for(const wconf_t *c, const char *k, const char **sub)
+{
+    props_t *to = NULL;
+    *sub = k;
+    if (starts_with(k, "producer.") && k[9]) {
+        to = c->producer;
+        *sub = k + 9;
+    } else if (starts_with(k, "consumer.") && k[9]) {
+        to = c->consumer;
+        *sub = k + 9;
+    } else if (starts_with(k, "admin.") && k[6] && strcmp(k, "admin.listeners") != 0 &&
+               !starts_with(k, "admin.listeners.")) {
+        to = c->admin;
+        *sub = k + 6;
+    } else if (in_list(k, common_keys, COUNT(common_keys)) ||
+               has_prefix_in(k, common_prefixes, COUNT(common_prefixes))) {
+        to = c->common;
+    }
+    return to;
+}
+
 static void split_passthrough(const props_t *p, wconf_t *c)
 {
     for (size_t i = 0; i < props_count(p); i++) {
-        const char *k = props_key(p, i), *v = props_value(p, i);
+        const char *k = props_key(p, i), *v = props_value(p, i), *sub;
         props_set(c->all, k, v);
-        if (starts_with(k, "producer.") && k[9])
-            props_set(c->producer, k + 9, v);
-        else if (starts_with(k, "consumer.") && k[9])
-            props_set(c->consumer, k + 9, v);
-        else if (starts_with(k, "admin.") && k[6] && strcmp(k, "admin.listeners") != 0 &&
-                 !starts_with(k, "admin.listeners."))
-            props_set(c->admin, k + 6, v);
-        else if (in_list(k, common_keys, COUNT(common_keys)) ||
-                 has_prefix_in(k, common_prefixes, COUNT(common_prefixes)))
-            props_set(c->common, k, v);
+        props_t *to = client_props_for(c, k, &sub);
+        if (to)
+            props_set(to, sub, v);
     }
 }
 
@@ -613,7 +662,8 @@ void wconf_destroy(wconf_t *c)
                      &c->offset_topic,      &c->status_topic,     &c->listener_scheme,
                      &c->listener_host,     &c->advertised_host,  &c->advertised_scheme,
                      &c->key_converter,     &c->value_converter,  &c->header_converter,
-                     &c->zookeeper_connect, &c->zk_root,          &c->zk_hosts};
+                     &c->zookeeper_connect, &c->zk_root,          &c->zk_hosts,
+                     &c->zk_digest};
     for (size_t i = 0; i < COUNT(strs); i++)
         free(*strs[i]);
     props_destroy(c->producer);
@@ -678,7 +728,17 @@ static int log_ignored_listener(const char *entry, size_t i, void *arg)
     return 0;
 }
 
-void wconf_log_summary(const wconf_t *c)
+/* A value as it may be shown: secrets never are. */
+static const char *shown(const char *key, const char *value)
+{
+    return wconf_is_secret(key) ? "[hidden]" : value;
+}
+
+/*
+ * The effective value of every key the worker reads, defaults applied, as text: what the
+ * start-up log and --check show. Caller destroys.
+ */
+static props_t *effective_props(const wconf_t *c)
 {
     char num[32];
     props_t *eff = props_new();
@@ -714,6 +774,19 @@ void wconf_log_summary(const wconf_t *c)
     props_set(eff, "value.converter", c->value_converter);
     props_set(eff, "header.converter", c->header_converter);
     props_set(eff, "zookeeper.connect", c->zookeeper_connect);
+    return eff;
+}
+
+/* Whether the deprecated rest.host.name/rest.port are what the listener came from. */
+static int uses_deprecated_rest(const wconf_t *c)
+{
+    return !props_get(c->all, "listeners") &&
+           (props_get(c->all, "rest.host.name") || props_get(c->all, "rest.port"));
+}
+
+void wconf_log_summary(const wconf_t *c)
+{
+    props_t *eff = effective_props(c);
     for (size_t i = 0; i < props_count(c->all); i++)
         if (!props_get(eff, props_key(c->all, i)))
             props_set(eff, props_key(c->all, i), props_value(c->all, i));
@@ -727,8 +800,7 @@ void wconf_log_summary(const wconf_t *c)
     qsort(keys, n, sizeof *keys, cmp_keys);
     FLOG(INFO, WORKER, "worker config values:");
     for (size_t i = 0; i < n; i++)
-        FLOG(INFO, WORKER, "\t%s = %s", keys[i],
-             wconf_is_secret(keys[i]) ? "[hidden]" : props_get(eff, keys[i]));
+        FLOG(INFO, WORKER, "\t%s = %s", keys[i], shown(keys[i], props_get(eff, keys[i])));
     free(keys);
     props_destroy(eff);
 
@@ -738,6 +810,151 @@ void wconf_log_summary(const wconf_t *c)
     const char *lv = props_get(c->all, "listeners");
     if (lv)
         listeners_each(lv, log_ignored_listener, NULL);
-    else if (props_get(c->all, "rest.host.name") || props_get(c->all, "rest.port"))
+    else if (uses_deprecated_rest(c))
         FLOG(WARN, WORKER, "rest.host.name and rest.port are deprecated; use listeners");
+}
+
+/* ---- --check: the same settings, grouped by what the worker does with them ---- */
+
+/* One "  label  value" line; the label column fits the longest worker key. */
+static void describe_line(FILE *out, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void describe_line(FILE *out, const char *label, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(out, "  %-34s ", label);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    va_end(ap);
+}
+
+static void describe_storage_topic(FILE *out, const char *key, const char *topic, int partitions,
+                                   int rf)
+{
+    char p[64] = "the broker's default number of partitions", r[64] = "the broker's default";
+    if (partitions != -1)
+        snprintf(p, sizeof p, "%d partition%s", partitions, partitions == 1 ? "" : "s");
+    if (rf != -1)
+        snprintf(r, sizeof r, "%d", rf);
+    describe_line(out, key, "%s (%s, replication factor %s)", topic, p, r);
+}
+
+/* The client keys of one props_t, "key = value" with secrets hidden, or "(none)". */
+static void describe_clients(FILE *out, const char *title, const char *prefix, const props_t *p)
+{
+    fprintf(out, "\n%s\n", title);
+    if (!props_count(p))
+        fprintf(out, "  (none)\n");
+    for (size_t i = 0; i < props_count(p); i++) {
+        char full[512];
+        snprintf(full, sizeof full, "%s%s", prefix, props_key(p, i));
+        describe_line(out, props_key(p, i), "%s", shown(full, props_value(p, i)));
+    }
+}
+
+static int describe_ignored_listener(const char *entry, size_t i, void *arg)
+{
+    if (i > 0)
+        describe_line(arg, "not served", "%s (ferry serves only the first entry of listeners)",
+                      entry);
+    return 0;
+}
+
+/* Keys read by rest/sec.c (TLS of the https listener, basic authentication). */
+static int is_rest_security_key(const char *k)
+{
+    return starts_with(k, "listeners.https.") || starts_with(k, "rest.basic.auth.") ||
+           !strcmp(k, "rest.extension.classes");
+}
+
+static void describe_rest(FILE *out, const wconf_t *c, const props_t *eff)
+{
+    char buf[WCONF_URL_MAX];
+    fprintf(out, "\nREST API (Kafka Connect's)\n");
+    describe_line(out, "listeners", "%s (%s, port %d)%s", props_get(eff, "listeners"),
+                  is_wildcard_host(c->listener_host) ? "all interfaces" : c->listener_host,
+                  c->listener_port,
+                  uses_deprecated_rest(c) ? " from the deprecated rest.host.name/rest.port" : "");
+    const char *lv = props_get(c->all, "listeners");
+    if (lv)
+        listeners_each(lv, describe_ignored_listener, out);
+    const char *guess = "";
+    if (!props_get(c->all, "rest.advertised.host.name"))
+        guess = is_wildcard_host(c->listener_host)
+                    ? "; rest.advertised.host.name not set: this machine's host name"
+                    : "; rest.advertised.host.name not set: the listener's host";
+    describe_line(out, "advertised URL", "%s (other workers forward requests there%s)",
+                  wconf_rest_url(c, buf, sizeof buf), guess);
+    describe_line(out, "worker id", "%s", wconf_worker_id(c, buf, sizeof buf));
+    for (size_t i = 0; i < props_count(c->all); i++)
+        if (is_rest_security_key(props_key(c->all, i)))
+            describe_line(out, props_key(c->all, i), "%s", shown(props_key(c->all, i), props_value(c->all, i)));
+}
+
+static void describe_zookeeper(FILE *out, const wconf_t *c, const props_t *eff)
+{
+    fprintf(out, "\nZooKeeper (group membership, leader election, task assignment)\n");
+    describe_line(out, "hosts", "%s", c->zk_hosts);
+    describe_line(out, "chroot", "%s", *c->zk_root ? c->zk_root : "(none)");
+    describe_line(out, "group path", "%s/ferry/%s", c->zk_root, c->group_id);
+    describe_line(out, "zookeeper.session.timeout.ms", "%s",
+                  props_get(eff, "zookeeper.session.timeout.ms"));
+}
+
+/* Keys given but read by nobody: Kafka Connect keys ferry has no use for, and unknown keys. */
+static void describe_leftovers(FILE *out, const wconf_t *c, const props_t *eff, int unknown)
+{
+    fprintf(out, "\n%s\n", unknown ? "Ignored (unknown keys)" : "Accepted without effect in ferry");
+    size_t shown_n = 0;
+    for (size_t i = 0; i < props_count(c->all); i++) {
+        const char *k = props_key(c->all, i), *sub;
+        int deprecated_rest = !strcmp(k, "rest.host.name") || !strcmp(k, "rest.port");
+        int used = props_get(eff, k) || client_props_for(c, k, &sub) || is_rest_security_key(k) ||
+                   (deprecated_rest && uses_deprecated_rest(c));
+        if (used || (unknown ? is_known(k) : !is_known(k)))
+            continue;
+        describe_line(out, k, "%s", shown(k, props_value(c->all, i)));
+        shown_n++;
+    }
+    if (!shown_n)
+        fprintf(out, "  (none)\n");
+}
+
+void wconf_describe(const wconf_t *c, FILE *out)
+{
+    static const char *const task_keys[] = {
+        "key.converter", "value.converter", "header.converter", "offset.flush.interval.ms",
+        "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
+        "scheduled.rebalance.max.delay.ms", "exactly.once.source.support",
+    };
+    props_t *eff = effective_props(c);
+    fprintf(out, "Destination cluster (stores the worker state, receives the copies)\n");
+    describe_line(out, "bootstrap.servers", "%s", c->bootstrap_servers);
+    for (size_t i = 0; i < props_count(c->common); i++)
+        describe_line(out, props_key(c->common, i), "%s",
+                      shown(props_key(c->common, i), props_value(c->common, i)));
+
+    fprintf(out, "\nGroup and storage topics (created if missing, compacted)\n");
+    describe_line(out, "group.id", "%s", c->group_id);
+    describe_storage_topic(out, "config.storage.topic", c->config_topic, 1, c->config_rf);
+    describe_storage_topic(out, "offset.storage.topic", c->offset_topic, c->offset_partitions,
+                           c->offset_rf);
+    describe_storage_topic(out, "status.storage.topic", c->status_topic, c->status_partitions,
+                           c->status_rf);
+
+    describe_rest(out, c, eff);
+    describe_zookeeper(out, c, eff);
+
+    fprintf(out, "\nTasks and offsets\n");
+    for (size_t i = 0; i < COUNT(task_keys); i++)
+        describe_line(out, task_keys[i], "%s", props_get(eff, task_keys[i]));
+
+    describe_clients(out, "Passed to the producers (producer.*)", "producer.", c->producer);
+    describe_clients(out, "Passed to the consumers (consumer.*)", "consumer.", c->consumer);
+    describe_clients(out, "Passed to the admin clients (admin.*)", "admin.", c->admin);
+    describe_leftovers(out, c, eff, 0);
+    describe_leftovers(out, c, eff, 1);
+    props_destroy(eff);
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "worker/ferr.h"
 #include "worker/props.h"
@@ -49,6 +50,9 @@ typedef struct wconf {
     char *zookeeper_connect; /* zookeeper.connect, required: "host:port[,host:port][/chroot]" */
     char *zk_root;           /* the chroot of zookeeper.connect, e.g. "/ferry"; "" if none */
     char *zk_hosts;          /* zookeeper.connect without the chroot */
+    char *zk_digest;         /* "user:password" from zookeeper.digest.username/.password, or NULL */
+    int zk_set_acl;          /* zookeeper.set.acl: ferry's znodes readable and writable only by
+                                that digest identity (ZOO_CREATOR_ALL_ACL) */
     props_t *producer;       /* "producer.X=v" as X=v */
     props_t *consumer;       /* "consumer.X=v" as X=v */
     props_t *admin;          /* "admin.X=v" as X=v (admin.listeners* excluded: those are REST keys) */
@@ -114,5 +118,17 @@ int wconf_is_secret(const char *key);
  * config key X", and the listeners that are not served.
  */
 void wconf_log_summary(const wconf_t *c);
+
+/**
+ * @brief Writes what a worker started with @p c would do, for `ferry-worker --check`: the
+ * effective settings (the values wconf_log_summary() logs) grouped as destination cluster,
+ * group and storage topics (partitions, replication), REST listener and advertised URL,
+ * ZooKeeper hosts, chroot and group path, task settings, the keys passed on to the
+ * producer/consumer/admin clients, then the keys accepted without effect and the unknown
+ * (ignored) ones. Secrets are shown as [hidden].
+ * @param out  borrowed; written with stdio, not flushed.
+ * @remark Contacts nothing: no DNS, Kafka or ZooKeeper.
+ */
+void wconf_describe(const wconf_t *c, FILE *out);
 
 #endif

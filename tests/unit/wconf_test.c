@@ -653,6 +653,109 @@ static void test_log_summary(void)
     wconf_destroy(c);
 }
 
+/* Runs wconf_describe into memory; returns the malloc'd text. */
+static char *capture_describe(const wconf_t *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CU_ASSERT_FATAL(f != NULL);
+    wconf_describe(c, f);
+    fclose(f);
+    /* a copy: gcc -O3 otherwise takes pointers into the result for pointers to &buf
+     * (-Wdangling-pointer false positive) */
+    char *out = strdup(buf);
+    free(buf);
+    return out;
+}
+
+/* The text after the first line that starts with @p title, up to the next blank line. */
+static char *section(const char *out, const char *title)
+{
+    const char *s = strstr(out, title);
+    if (!s)
+        return strdup("");
+    const char *end = strstr(s, "\n\n");
+    return strndup(s, end ? (size_t)(end - s) : strlen(s));
+}
+
+static void test_describe(void)
+{
+    props_t *p = base_with("sasl.jaas.config", "PlainLoginModule required password=\"Zq8s3cr3t\";");
+    props_set(p, "security.protocol", "SASL_SSL");
+    props_set(p, "producer.ssl.key.password", "Zq8keypw");
+    props_set(p, "producer.compression.type", "lz4");
+    props_set(p, "consumer.max.poll.records", "500");
+    props_set(p, "admin.listeners", "http://:8084");
+    props_set(p, "some.unknown.password", "Zq8unknown");
+    props_set(p, "plugin.path", "/opt/plugins");
+    props_set(p, "listeners", "http://10.0.0.5:8083,https://:8443");
+    props_set(p, "zookeeper.connect", "zk1:2181,zk2:2181/prod");
+    props_set(p, "offset.storage.partitions", "-1");
+    props_set(p, "status.storage.replication.factor", "1");
+    wconf_t *c = new_ok(p);
+    if (!c)
+        return;
+    char *out = capture_describe(c);
+    CU_ASSERT_PTR_NULL(strstr(out, "Zq8"));
+    char *dst = section(out, "Destination cluster");
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "bootstrap.servers                  localhost:9092"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "security.protocol                  SASL_SSL"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "sasl.jaas.config                   [hidden]"));
+    char *st = section(out, "Group and storage topics");
+    CU_ASSERT_PTR_NOT_NULL(strstr(st, "connect-configs (1 partition, replication factor 3)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st, "connect-offsets (the broker's default number of partitions, "
+                                      "replication factor 3)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(st, "connect-status (5 partitions, replication factor 1)"));
+    char *rest = section(out, "REST API");
+    CU_ASSERT_PTR_NOT_NULL(strstr(rest, "http://10.0.0.5:8083 (10.0.0.5, port 8083)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rest, "not served                         https://:8443"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rest, "http://10.0.0.5:8083 (other workers forward requests "
+                                        "there; rest.advertised.host.name not set: the "
+                                        "listener's host)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rest, "worker id                          10.0.0.5:8083"));
+    char *zk = section(out, "ZooKeeper");
+    CU_ASSERT_PTR_NOT_NULL(strstr(zk, "hosts                              zk1:2181,zk2:2181\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(zk, "chroot                             /prod\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(zk, "group path                         /prod/ferry/connect-cluster"));
+    char *prod = section(out, "Passed to the producers");
+    CU_ASSERT_PTR_NOT_NULL(strstr(prod, "compression.type                   lz4"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(prod, "ssl.key.password                   [hidden]"));
+    char *cons = section(out, "Passed to the consumers");
+    CU_ASSERT_PTR_NOT_NULL(strstr(cons, "max.poll.records                   500"));
+    char *adm = section(out, "Passed to the admin clients");
+    CU_ASSERT_PTR_NOT_NULL(strstr(adm, "(none)"));
+    char *noeffect = section(out, "Accepted without effect");
+    CU_ASSERT_PTR_NOT_NULL(strstr(noeffect, "plugin.path                        /opt/plugins"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(noeffect, "admin.listeners                    http://:8084"));
+    CU_ASSERT_PTR_NULL(strstr(noeffect, "group.id"));
+    CU_ASSERT_PTR_NULL(strstr(noeffect, "producer."));
+    char *unknown = section(out, "Ignored (unknown keys)");
+    CU_ASSERT_PTR_NOT_NULL(strstr(unknown, "some.unknown.password              [hidden]"));
+    CU_ASSERT_PTR_NULL(strstr(unknown, "plugin.path"));
+    char *all[] = {dst, st, rest, zk, prod, cons, adm, noeffect, unknown};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    free(out);
+    wconf_destroy(c);
+
+    /* The deprecated rest.host.name/rest.port are used, not listed as without effect. */
+    p = base_with("rest.port", "8090");
+    props_set(p, "rest.advertised.host.name", "node1.example.com");
+    c = new_ok(p);
+    out = capture_describe(c);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "http://:8090 (all interfaces, port 8090) from the deprecated"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "http://node1.example.com:8090 (other workers forward "
+                                       "requests there)\n"));
+    noeffect = section(out, "Accepted without effect");
+    CU_ASSERT_STRING_EQUAL(noeffect, "Accepted without effect in ferry\n  (none)");
+    free(noeffect);
+    free(out);
+    wconf_destroy(c);
+}
+
 int cu_register(void)
 {
     static const cu_test_t tests[] = {
@@ -668,6 +771,7 @@ int cu_register(void)
         {"passthrough", test_passthrough},
         {"secrets", test_secrets},
         {"log summary", test_log_summary},
+        {"describe (--check)", test_describe},
     };
     return cu_add_tests("wconf", tests, sizeof tests / sizeof tests[0]);
 }
