@@ -69,7 +69,7 @@ class MetricsTest(ClusterTestCase):
     def sum_of(self, name):
         return sum(v for k, v in self.all_samples().items() if k[0] == name)
 
-    def test_metrics(self):
+    def test_a_metrics(self):
         c = self.cluster
         produce(c.src.bootstrap, "connect", N)
         st, _, raw, _ = http("POST", c.url + "/connectors",
@@ -144,6 +144,34 @@ class MetricsTest(ClusterTestCase):
                        route="/connectors/{name}/status", code="404")
         self.assertEqual(after[0][1] - (before[0][1] if before else 0), 3)
         log("metrics ok")
+
+    def test_b_logs_and_cluster_scope_loggers(self):
+        """Log lines carry time, level, [module] and key=value context; a logger level set with
+        scope=cluster through one worker reaches every worker (Kafka Connect's KIP-976)."""
+        w0, w1 = self.cluster.workers
+        lines = []
+        for w in (w0, w1):
+            with open(w.logpath, errors="replace") as f:
+                lines += f.read().splitlines()
+        rx = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (TRACE|DEBUG|INFO|WARN|ERROR) +"
+                        r"\[[a-z]+\] ")
+        ferry_lines = [line for line in lines if rx.match(line)]
+        self.assertGreater(len(ferry_lines), 10)
+        self.assertTrue(any(re.search(r"ownership acquire task=\S+ partition=\S+:\d+ worker=\S+ "
+                                      r"at=\d+$", line) for line in ferry_lines),
+                        "no ownership line with key=value context")
+        st, js, raw, _ = http("PUT", w1.url + "/admin/loggers/ferry.coordinator?scope=cluster",
+                              {"level": "DEBUG"})
+        self.assertEqual(st, 204, raw)
+        for w in (w0, w1):
+            wait_until(lambda w=w: (http("GET", w.url + "/admin/loggers/ferry.coordinator")[1] or {})
+                       .get("level") == "DEBUG", 15, what=f"worker {w.idx} to apply the level")
+        st, js, raw, _ = http("PUT", w0.url + "/admin/loggers/ferry.coordinator?scope=cluster",
+                              {"level": "INFO"})
+        self.assertEqual(st, 204, raw)
+        for w in (w0, w1):
+            wait_until(lambda w=w: (http("GET", w.url + "/admin/loggers/ferry.coordinator")[1] or {})
+                       .get("level") == "INFO", 15, what=f"worker {w.idx} to go back to INFO")
 
 
 if __name__ == "__main__":
