@@ -22,6 +22,7 @@ import atexit
 import json
 import os
 import queue
+import shlex
 import shutil
 import signal
 import socket
@@ -116,8 +117,11 @@ def _spawn(argv, **kw):
     return p
 
 
-def stop_processes(procs, grace=5.0):
-    """SIGTERM every live process, wait up to `grace` s for all of them, then SIGKILL the rest."""
+def stop_processes(procs, grace=None):
+    """SIGTERM every live process, wait up to `grace` s for all of them (5 s; 120 s when
+    FERRY_WRAP runs the workers under a slow tool such as valgrind), then SIGKILL the rest."""
+    if grace is None:
+        grace = 120.0 if os.environ.get("FERRY_WRAP") else 5.0
     live = [p for p in procs if p.poll() is None]
     for p in live:
         try:
@@ -430,7 +434,9 @@ class Worker:
         with open(self.logpath, "ab") as logf:
             logf.write(f"==== ferrytest: starting worker {self.idx} ====\n".encode())
             logf.flush()
-            self.proc = _spawn([binary("ferry-worker"), self.props_path], cwd=self.dir,
+            # FERRY_WRAP runs the worker under a tool, e.g. "valgrind --error-exitcode=99 ..."
+            wrap = shlex.split(os.environ.get("FERRY_WRAP", ""))
+            self.proc = _spawn(wrap + [binary("ferry-worker"), self.props_path], cwd=self.dir,
                                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         self.procs.append(self.proc)
         log(f"worker {self.idx} started, pid {self.proc.pid}, {self.url}")
@@ -445,9 +451,12 @@ class Worker:
     def log_tail(self, lines=60):
         return tail(self.logpath, lines)
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=None):
         """Waits until GET /health answers 200 (storage read, group joined, leader known);
         fails at once if the process exits."""
+        if timeout is None:
+            timeout = 120 if os.environ.get("FERRY_WRAP") else 30
+
         def ready():
             if not self.alive():
                 rc = self.proc.returncode if self.proc else None
@@ -463,9 +472,11 @@ class Worker:
             self.proc.wait()
             log(f"worker {self.idx} killed with SIGKILL (pid {self.proc.pid})")
 
-    def term(self, timeout=30):
+    def term(self, timeout=None):
         """SIGTERM and wait; returns the exit code. Fails (after a SIGKILL) if the worker does
-        not exit within `timeout` s."""
+        not exit within `timeout` s (30; 120 under FERRY_WRAP)."""
+        if timeout is None:
+            timeout = 120 if os.environ.get("FERRY_WRAP") else 30
         if not self.alive():
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
