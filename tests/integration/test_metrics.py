@@ -160,19 +160,15 @@ class MetricsTest(ClusterTestCase):
         self.assertTrue(any(re.search(r"ownership acquire task=\S+ partition=\S+:\d+ worker=\S+ "
                                       r"at=\d+$", line) for line in ferry_lines),
                         "no ownership line with key=value context")
-        st, js, raw, _ = http("PUT", w1.url + "/admin/loggers/ferry.coordinator?scope=cluster",
-                              {"level": "DEBUG"})
-        self.assertEqual(st, 204, raw)
-        for w in (w0, w1):
-            wait_until(lambda w=w: (http("GET", w.url + "/admin/loggers/ferry.coordinator")[1] or {})
-                       .get("level") == "DEBUG", 15, what=f"worker {w.idx} to apply the level")
-        st, js, raw, _ = http("PUT", w0.url + "/admin/loggers/ferry.coordinator?scope=cluster",
-                              {"level": "INFO"})
-        self.assertEqual(st, 204, raw)
-        for w in (w0, w1):
-            wait_until(lambda w=w: (http("GET", w.url + "/admin/loggers/ferry.coordinator")[1] or {})
-                       .get("level") == "INFO", 15, what=f"worker {w.idx} to go back to INFO")
-
+        # set through one worker, then back through the other: both reach every worker
+        for via, level in ((w1, "DEBUG"), (w0, "INFO")):
+            st, _, raw, _ = http("PUT", via.url + "/admin/loggers/ferry.coordinator?scope=cluster",
+                                 {"level": level})
+            self.assertEqual(st, 204, raw)
+            for w in (w0, w1):
+                wait_until(lambda w=w: (http("GET", w.url + "/admin/loggers/ferry.coordinator")[1]
+                                        or {}).get("level") == level, 15,
+                           what=f"worker {w.idx} to apply level {level} set through worker {via.idx}")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
