@@ -147,7 +147,10 @@ class RestApiTest(ClusterTestCase):
         me = self.cluster.workers[0]
         self.assertEqual((js["worker_id"], js["leader"], js["leader_url"]),
                          (f"127.0.0.1:{me.port}", True, me.url), js)
-        self.assertGreaterEqual(js["generation"], 1, js)
+        # the generation counts assignments: it is 0 until the lone leader has written its first
+        gen = wait_until(lambda: self.req("GET", "/")[1]["generation"], 10,
+                         what="GET / to show the first generation")
+        self.assertGreaterEqual(gen, 1)
         st, js, raw, _ = self.req("GET", "/health")
         self.assertEqual(st, 200, raw)
         self.assertEqual(js, {"status": "healthy", "message":
