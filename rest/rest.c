@@ -176,11 +176,12 @@ static size_t g_ncounts;
 static const char *route_of(const h2o_req_t *req)
 {
     static const char *const subs[] = {"config", "status", "restart", "pause", "resume", "stop",
-                                       "tasks", "topics", "offsets", NULL};
+                                       "tasks", "topics", "offsets", "groups", NULL};
     static const char *const sub_routes[] = {
         "/connectors/{name}/config", "/connectors/{name}/status", "/connectors/{name}/restart",
         "/connectors/{name}/pause", "/connectors/{name}/resume", "/connectors/{name}/stop",
-        "/connectors/{name}/tasks", "/connectors/{name}/topics", "/connectors/{name}/offsets"};
+        "/connectors/{name}/tasks", "/connectors/{name}/topics", "/connectors/{name}/offsets",
+        "/connectors/{name}/groups"};
     char path[512];
     size_t len = req->path_normalized.len < sizeof path - 1 ? req->path_normalized.len : sizeof path - 1;
     memcpy(path, req->path_normalized.base, len);
@@ -207,6 +208,8 @@ static const char *route_of(const h2o_req_t *req)
         return "/connectors/{name}";
     if (n >= 4 && !strcmp(segs[2], "tasks"))
         return n == 4 ? "/connectors/{name}/tasks/{task}" : "/connectors/{name}/tasks/{task}/...";
+    if (n >= 4 && !strcmp(segs[2], "groups"))
+        return n == 4 ? "/connectors/{name}/groups/{group}" : "/connectors/{name}/groups/{group}/...";
     for (int i = 0; subs[i]; i++)
         if (!strcmp(segs[2], subs[i]))
             return n == 3 ? sub_routes[i] : "other";
@@ -872,6 +875,19 @@ static int do_connector_sub(call_t *c, const char *name)
     } else if (three && !strcmp(sub, "offsets")) {
         if (is_method(c, "GET") || is_method(c, "PATCH") || is_method(c, "DELETE"))
             return do_offsets(c, name);
+    } else if (three && !strcmp(sub, "groups")) {
+        if (is_method(c, "GET"))
+            return rc = herder_groups(h, name, &o, &e), answer(c, rc, &e, o, 200);
+    } else if (c->nsegs == 4 && !strcmp(sub, "groups")) {
+        /* a report only: served by any worker */
+        if (is_method(c, "GET"))
+            return herder_group(h, name, c->segs[3], 0, on_herder_done, rreq_new(c->r, c->req)), 0;
+    } else if (c->nsegs == 5 && !strcmp(sub, "groups") && !strcmp(c->segs[4], "translate")) {
+        if (is_method(c, "POST")) {
+            if (leader_or_forward(c))
+                herder_group(h, name, c->segs[3], 1, on_herder_done, rreq_new(c->r, c->req));
+            return 0;
+        }
     } else {
         return send_error(c->req, 404, "HTTP 404 Not Found");
     }

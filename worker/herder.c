@@ -24,6 +24,7 @@
 #include "worker/cstate.h"
 #include "worker/evq.h"
 #include "worker/flog.h"
+#include "worker/gsync.h"
 #include "worker/kutil.h"
 #include "worker/repl.h"
 #include "worker/rtask.h"
@@ -95,6 +96,10 @@ struct herder {
      * last offsets before it acknowledged, so only a sync requested after this has them. */
     uint64_t offsets_epoch;
     h2o_multithread_queue_t *queue;
+    gsync_t *gsync;               /* consumer-group translation thread */
+    h2o_timeout_t gsync_timeout;  /* 1 s tick of the periodic translation (leader only) */
+    h2o_timeout_entry_t gsync_tick;
+    json_t *gsync_last;           /* connector -> monotonic ms of its last periodic translation */
     h2o_multithread_receiver_t conn_recv, task_recv;
     void (*on_change)(void *);
     void *on_change_arg;
@@ -103,6 +108,8 @@ struct herder {
 };
 
 static void reconcile(herder_t *h);
+static void on_gsync_tick(h2o_timeout_entry_t *entry);
+static int leader_check(herder_t *h, herder_cb cb, void *arg);
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -444,8 +451,12 @@ static json_t *task_offsets(herder_t *h, const char *name)
             continue;
         char *pk = fmt("%s:%lld", json_string_value(json_object_get(part, "topic")),
                        (long long)json_integer_value(json_object_get(part, "partition")));
-        json_object_set_new(out, pk, json_pack("{s:O,s:b}", "offset", off, "altered",
-                                               json_is_true(json_object_get(value, RTASK_ALTERED_KEY))));
+        json_t *o = json_pack("{s:O,s:b}", "offset", off, "altered",
+                              json_is_true(json_object_get(value, RTASK_ALTERED_KEY)));
+        omap_t map;
+        if (!omap_from_json(&map, value) && map.n > 0)
+            omap_to_json(&map, o);
+        json_object_set_new(out, pk, o);
         free(pk);
     }
     return out;
@@ -626,6 +637,147 @@ static void on_task_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *mes
     }
 }
 
+/* ---- consumer-group translation (gsync) ---------------------------------------------- */
+
+/* Every partition of a connector that its task configs name or that has a stored offset, with
+ * the stored copy position and offset map: what gsync needs, copied out of the snapshots. */
+static gsync_part_t *group_parts(herder_t *h, cstate_conn_t *cc, int *n_out)
+{
+    const char *fmt_ = json_string_value(json_object_get(cc->config, "topic.rename.format"));
+    json_t *seen = json_object(); /* "topic\tpartition" -> index */
+    int n = 0, cap = 16;
+    gsync_part_t *parts = calloc(cap, sizeof *parts);
+    size_t i, k;
+    json_t *tc, *e;
+#define ADD_PART(topic_, part_)                                                                    \
+    do {                                                                                           \
+        char *key_ = fmt("%s\t%d", (topic_), (int)(part_));                                        \
+        if (!json_object_get(seen, key_)) {                                                        \
+            if (n == cap)                                                                          \
+                parts = realloc(parts, (cap *= 2) * sizeof *parts);                                \
+            memset(&parts[n], 0, sizeof parts[n]);                                                 \
+            parts[n].topic = strdup(topic_);                                                       \
+            parts[n].target = repl_rename(fmt_ ? fmt_ : "${topic}.replica", topic_);               \
+            parts[n].partition = (int32_t)(part_);                                                 \
+            parts[n].copied = -1;                                                                  \
+            json_object_set_new(seen, key_, json_integer(n++));                                    \
+        }                                                                                          \
+        free(key_);                                                                                \
+    } while (0)
+    json_array_foreach(cc->tasks, i, tc) {
+        json_t *list = repl_parse_partitions(json_string_value(json_object_get(tc, REPL_TASK_PARTITIONS)));
+        json_array_foreach(list, k, e) {
+            const char *topic = json_string_value(json_array_get(e, 0));
+            if (topic)
+                ADD_PART(topic, json_integer_value(json_array_get(e, 1)));
+        }
+        json_decref(list);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(h->offsets, key, v) {
+        if (strcmp(json_string_value(json_object_get(v, "connector")), cc->name))
+            continue;
+        json_t *part = json_object_get(v, "partition"), *value = json_object_get(v, "offset");
+        const char *topic = json_string_value(json_object_get(part, "topic"));
+        json_int_t p = json_integer_value(json_object_get(part, "partition"));
+        if (!topic)
+            continue;
+        ADD_PART(topic, p);
+        char *sk = fmt("%s\t%d", topic, (int)p);
+        gsync_part_t *gp = &parts[json_integer_value(json_object_get(seen, sk))];
+        free(sk);
+        json_t *off = json_object_get(value, "offset");
+        gp->copied = json_is_integer(off) ? json_integer_value(off) : -1;
+        if (omap_from_json(&gp->map, value))
+            FLOG(WARN, WORKER, "connector %s: the offset map stored for %s is malformed", cc->name, key);
+    }
+#undef ADD_PART
+    json_decref(seen);
+    *n_out = n;
+    return parts;
+}
+
+typedef struct gjob_req {
+    herder_cb cb;
+    void *arg;
+} gjob_req_t;
+
+static void on_group_done(void *arg, json_t *report, const ferr_t *err)
+{
+    gjob_req_t *gr = arg;
+    herder_result_t res = {0};
+    if (report) {
+        res.status = 200;
+        res.body = report;
+    } else {
+        res.err = *err;
+    }
+    finish(gr->cb, gr->arg, &res);
+    free(gr);
+}
+
+void herder_group(herder_t *h, const char *name, const char *group, int commit, herder_cb cb, void *arg)
+{
+    if (commit && !leader_check(h, cb, arg))
+        return;
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc || !cc->config)
+        return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
+    if (!gsync_group_name_ok(group))
+        return reply_err(cb, arg, FERR_INVALID, "Invalid consumer group name");
+    int n;
+    gsync_part_t *parts = group_parts(h, cc, &n);
+    gjob_req_t *gr = malloc(sizeof *gr);
+    gr->cb = cb;
+    gr->arg = arg;
+    gsync_submit(h->gsync, name, group, cc->config, parts, n, commit, on_group_done, gr);
+}
+
+ferr_code_t herder_groups(herder_t *h, const char *name, json_t **out, ferr_t *err)
+{
+    cstate_conn_t *cc = cstate_get(h->cs, name);
+    if (!cc || !cc->config)
+        return ferr_set(err, FERR_NOT_FOUND, "Connector %s not found", name);
+    json_t *groups = repl_groups(cc->config);
+    json_int_t interval = repl_group_interval_ms(cc->config);
+    *out = json_pack("{s:o,s:I}", "groups", groups, "interval_ms", interval);
+    return FERR_OK;
+}
+
+/* The leader translates the groups a connector names every sync.group.offsets.interval.ms,
+ * one round at a time (nothing new is queued while a job runs). */
+static void on_gsync_tick(h2o_timeout_entry_t *entry)
+{
+    herder_t *h = H2O_STRUCT_FROM_MEMBER(herder_t, gsync_tick, entry);
+    h2o_timeout_link(h->loop, &h->gsync_timeout, &h->gsync_tick);
+    if (!h->leader || !h->ready || h->closing || gsync_pending(h->gsync) > 0)
+        return;
+    int64_t now = kutil_now_ms();
+    for (size_t ci = 0; ci < cstate_count(h->cs); ci++) {
+        cstate_conn_t *cc = cstate_at(h->cs, ci);
+        if (!cc->config || cc->target != CSTATE_TARGET_STARTED)
+            continue;
+        json_t *groups = repl_groups(cc->config);
+        json_int_t interval = repl_group_interval_ms(cc->config);
+        json_t *last = json_object_get(h->gsync_last, cc->name);
+        if (json_array_size(groups) == 0 || interval <= 0 ||
+            (last && now - json_integer_value(last) < interval)) {
+            json_decref(groups);
+            continue;
+        }
+        json_object_set_new(h->gsync_last, cc->name, json_integer(now));
+        size_t i;
+        json_t *g;
+        json_array_foreach(groups, i, g) {
+            int n;
+            gsync_part_t *parts = group_parts(h, cc, &n);
+            gsync_submit(h->gsync, cc->name, json_string_value(g), cc->config, parts, n, 1, NULL, NULL);
+        }
+        json_decref(groups);
+    }
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
@@ -645,6 +797,11 @@ herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
     h->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(h->queue, &h->conn_recv, on_conn_events);
     h2o_multithread_register_receiver(h->queue, &h->task_recv, on_task_events);
+    h->gsync = gsync_new(wc, h->queue);
+    h->gsync_last = json_object();
+    h2o_timeout_init(loop, &h->gsync_timeout, 1000);
+    h->gsync_tick.cb = on_gsync_tick;
+    h2o_timeout_link(loop, &h->gsync_timeout, &h->gsync_tick);
     h->store = store_new(wc, loop, on_store, h, err);
     if (!h->store) {
         herder_destroy(h);
@@ -668,6 +825,12 @@ void herder_destroy(herder_t *h)
     while (h->tasks)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
     store_destroy(h->store, 5000);
+    if (h->gsync) {
+        h2o_timeout_unlink(&h->gsync_tick);
+        h2o_timeout_dispose(h->loop, &h->gsync_timeout);
+        gsync_destroy(h->gsync, h->loop);
+    }
+    json_decref(h->gsync_last);
     for (hop_t *op = h->ops, *next; op; op = next) {
         next = op->next;
         if (op->kind == OP_REPLY)
@@ -950,7 +1113,10 @@ ferr_code_t herder_offsets(herder_t *h, const char *name, json_t **out, ferr_t *
         if (strcmp(json_string_value(json_object_get(v, "connector")), name))
             continue;
         json_t *value = json_deep_copy(json_object_get(v, "offset"));
-        json_object_del(value, RTASK_ALTERED_KEY); /* ferry's own mark, not the connector's offset */
+        /* ferry's own marks, not the connector's offset */
+        json_object_del(value, RTASK_ALTERED_KEY);
+        json_object_del(value, OMAP_JSON_KEY);
+        json_object_del(value, OMAP_FLOOR_KEY);
         json_array_append_new(list, json_pack("{s:O,s:o}", "partition", json_object_get(v, "partition"),
                                               "offset", value));
     }
@@ -1370,8 +1536,13 @@ void herder_alter_offsets(herder_t *h, const char *name, const json_t *body, int
         json_t *off = json_object_get(e, "offset");
         recs[i].key = rtask_offset_key(name, json_string_value(json_object_get(part, "topic")),
                                        (int)json_integer_value(json_object_get(part, "partition")));
+        /* the offset map stays: what was copied before is still where it was */
+        json_t *stored = json_object_get(json_object_get(h->offsets, recs[i].key), "offset");
+        omap_t map;
+        if (omap_from_json(&map, stored))
+            map.n = 0;
         recs[i].value = off && !json_is_null(off)
-                            ? rtask_offset_value(json_integer_value(json_object_get(off, "offset")), 1)
+                            ? rtask_offset_value(json_integer_value(json_object_get(off, "offset")), 1, &map)
                             : NULL;
     }
     hop_t *op = reply_op(h, cb, arg, 200, NULL, 0);

@@ -123,5 +123,10 @@ void herder_put_task_configs(herder_t *h, const char *name, const json_t *config
                              void *arg);
 void herder_set_logger_cluster(herder_t *h, const char *name, const char *level, herder_cb cb,
                                void *arg);
+/** GET /connectors/{name}/groups/{group} (@p commit 0, any worker) and POST .../translate
+ *  (@p commit 1, leader): translate @p group's source offsets for the connector's copies. */
+void herder_group(herder_t *h, const char *name, const char *group, int commit, herder_cb cb, void *arg);
+/** GET /connectors/{name}/groups: the groups the connector translates periodically. */
+ferr_code_t herder_groups(herder_t *h, const char *name, json_t **out, ferr_t *err);
 
 #endif

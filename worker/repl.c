@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "worker/flog.h"
+#include "worker/gsync.h"
 #include "worker/kutil.h"
 
 #define BYTE_ARRAY "org.apache.kafka.connect.converters.ByteArrayConverter"
@@ -83,6 +84,12 @@ static const keydef_t defs[] = {
      "(every transaction.boundary.interval.ms)."},
     {"transaction.boundary.interval.ms", T_LONG, NULL, 0, "LOW", "Delivery",
      "Commit interval for transaction.boundary=interval; default offset.flush.interval.ms."},
+    {"groups", T_LIST, "", 0, "MEDIUM", "Consumer groups",
+     "Consumer groups whose committed source offsets ferry translates to the destination copies "
+     "and commits there (never backwards, never for a group active on the destination)."},
+    {"sync.group.offsets.interval.ms", T_LONG, "60000", 0, "LOW", "Consumer groups",
+     "How often the leader translates the groups named in groups while the connector runs; "
+     "0 = only on demand (POST /connectors/{name}/groups/{group}/translate)."},
     {"src.cluster.alias", T_STRING, "source", 0, "LOW", "Destination", "Name of the source cluster."},
     {"dest.cluster.alias", T_STRING, "destination", 0, "LOW", "Destination",
      "Name of the destination cluster."},
@@ -345,7 +352,17 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config)
         asprintf(&err, "Invalid value for configuration source.offset.header.name: must not be empty");
     else if (!strcmp(n, "offset.start") && strcmp(v, "earliest") && strcmp(v, "latest"))
         asprintf(&err, "Invalid value %s for configuration offset.start: must be earliest or latest", v);
-    else if (!strcmp(n, "dest.topic.replication.factor") && (cfg_ll(config, n) < 0 || cfg_ll(config, n) > 32767))
+    else if (!strcmp(n, "sync.group.offsets.interval.ms") && cfg_ll(config, n) != 0 && cfg_ll(config, n) < 100)
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be 0 or at least 100", v, n);
+    else if (!strcmp(n, "groups") && list_nonempty(v)) {
+        json_t *g = repl_groups(config);
+        size_t i;
+        json_t *e;
+        json_array_foreach(g, i, e) if (!err && !gsync_group_name_ok(json_string_value(e)))
+            asprintf(&err, "Invalid value %s for configuration groups: %s is not a valid consumer group name", v,
+                     json_string_value(e));
+        json_decref(g);
+    } else if (!strcmp(n, "dest.topic.replication.factor") && (cfg_ll(config, n) < 0 || cfg_ll(config, n) > 32767))
         asprintf(&err, "Invalid value %s for configuration %s: must be between 0 and 32767", v, n);
     return err;
 }
@@ -403,8 +420,8 @@ int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out)
     }
     fclose(mf);
     if (infos_out)
-        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
-                               "groups", "Common", "Source", "Topics", "Destination", "Delivery", "configs",
+        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
+                               "groups", "Common", "Source", "Topics", "Destination", "Delivery", "Consumer groups", "configs",
                                configs);
     else
         json_decref(configs);
@@ -853,4 +870,29 @@ void repl_conn_destroy(repl_conn_t *rc)
     pthread_mutex_destroy(&rc->lock);
     free(rc->name);
     free(rc);
+}
+
+json_t *repl_groups(const json_t *config)
+{
+    json_t *out = json_array();
+    char *dup = strdup(cfg_str(config, "groups") ? cfg_str(config, "groups") : ""), *save, *tok;
+    for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && tok[len - 1] == ' ')
+            tok[--len] = '\0';
+        int dupl = 0;
+        for (size_t i = 0; i < json_array_size(out); i++)
+            dupl |= !strcmp(json_string_value(json_array_get(out, i)), tok);
+        if (*tok && !dupl)
+            json_array_append_new(out, json_string(tok));
+    }
+    free(dup);
+    return out;
+}
+
+long long repl_group_interval_ms(const json_t *config)
+{
+    return cfg_ll(config, "sync.group.offsets.interval.ms");
 }

@@ -38,6 +38,11 @@ int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out);
 /** Kafka Connect's ConfigKeyInfo list for GET /connector-plugins/{p}/config. New reference. */
 json_t *repl_config_defs(void);
 
+/** The consumer groups named in "groups" (trimmed, no duplicates). New reference. */
+json_t *repl_groups(const json_t *config);
+/** sync.group.offsets.interval.ms (0: translate only on demand). */
+long long repl_group_interval_ms(const json_t *config);
+
 /** Target topic for @p topic under @p fmt (${topic} substituted). malloc'd. */
 char *repl_rename(const char *fmt, const char *topic);
 

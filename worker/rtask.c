@@ -19,6 +19,7 @@
 
 #include "worker/flog.h"
 #include "worker/kutil.h"
+#include "worker/omap.h"
 #include "worker/repl.h"
 
 #define PROVENANCE_HEADER "__ferry.provenance"
@@ -32,6 +33,9 @@ typedef struct tpart {
     int64_t expect;  /* next offset we expect to consume, to report gaps */
     int64_t committed; /* transactional mode: next offset as of the last committed transaction */
     int64_t dest_last; /* highest source offset found at the destination's end, -1 = none */
+    int64_t dest_last_at; /* the destination offset of that record */
+    omap_t map;           /* source -> destination offsets of what was copied (omap.h) */
+    omap_t map_committed; /* transactional mode: the map as of the last committed transaction */
     int altered;       /* the stored offset was set over REST: start exactly there */
     /* for rtask_foreach_partition (other threads read them) */
     atomic_uint_fast64_t st_records, st_bytes;
@@ -67,6 +71,7 @@ struct rtask {
     tpart_t *parts;
     int nparts;
     int failed;
+    int map_new; /* an offset map gained a segment: store it now (see copy_loop) */
     char trace[1024];
     int provenance;
     const char *src_alias, *dst_alias;
@@ -110,12 +115,15 @@ char *rtask_offset_key(const char *connector, const char *topic, int partition)
     return s;
 }
 
-char *rtask_offset_value(int64_t next, int altered)
+char *rtask_offset_value(int64_t next, int altered, const omap_t *map)
 {
-    char *s;
-    if (asprintf(&s, altered ? "{\"offset\":%lld,\"" RTASK_ALTERED_KEY "\":true}" : "{\"offset\":%lld}",
-                 (long long)next) < 0)
-        abort();
+    json_t *v = json_pack("{s:I}", "offset", (json_int_t)next);
+    if (altered)
+        json_object_set_new(v, RTASK_ALTERED_KEY, json_true());
+    if (map && map->n > 0)
+        omap_to_json(map, v);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(v);
     return s;
 }
 
@@ -211,6 +219,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         tpart_t *tp = find_part(t, rd_kafka_topic_name(src->rkt), src->partition);
         if (tp && src->offset + 1 > tp->acked)
             tp->acked = src->offset + 1;
+        if (tp && omap_record(&tp->map, src->offset, m->offset))
+            t->map_new = 1;
         atomic_fetch_add(&t->records, 1);
         atomic_fetch_add(&t->bytes, src->len + src->key_len);
         if (tp) {
@@ -261,6 +271,10 @@ static int build_partitions(rtask_t *t)
         json_t *off = json_object_get(o, "offset");
         tp->start = json_is_integer(off) ? json_integer_value(off) : -1;
         tp->altered = json_is_true(json_object_get(o, "altered"));
+        if (omap_from_json(&tp->map, o))
+            FLOG(WARN, TASK, "task %s-%d: the stored offset map of %s is malformed; starting a new one",
+                 t->connector, t->task, key);
+        tp->map_committed = tp->map;
         tp->acked = tp->written = tp->start;
         tp->expect = tp->start;
     }
@@ -502,8 +516,10 @@ static int read_destination_ends(rtask_t *t)
                     waiting--;
                 } else if (!m->err) {
                     int64_t o = header_offset(t, m);
-                    if (o > tp->dest_last)
+                    if (o > tp->dest_last) {
                         tp->dest_last = o;
+                        tp->dest_last_at = m->offset;
+                    }
                 }
             }
             rd_kafka_message_destroy(m);
@@ -548,6 +564,15 @@ static int resume_from_destination(rtask_t *t)
              "destination (stored offset: %lld)", t->connector, t->task, t->topics[tp->topic].name,
              tp->partition, (long long)tp->dest_last + 1, (long long)tp->start);
         tp->start = tp->acked = tp->expect = tp->dest_last + 1;
+        /* The map ends at the stored offset; the records copied after it are contiguous with
+         * it when the last one sits at the same distance (both logs advance by one per record
+         * in between), and otherwise at least the last one is known. */
+        omap_seg_t *last = tp->map.n ? &tp->map.seg[tp->map.n - 1] : NULL;
+        if (last && tp->dest_last_at - tp->dest_last == last->dst - last->src && tp->dest_last >= last->src)
+            last->n = tp->dest_last - last->src + 1;
+        else
+            omap_record(&tp->map, tp->dest_last, tp->dest_last_at);
+        tp->map_committed = tp->map;
     }
     return 0;
 }
@@ -570,7 +595,7 @@ static void flush_offsets(rtask_t *t)
         if (tp->acked < 0 || tp->acked == tp->written)
             continue;
         char *k = rtask_offset_key(t->connector, t->topics[tp->topic].name, tp->partition);
-        char *v = rtask_offset_value(tp->acked, 0);
+        char *v = rtask_offset_value(tp->acked, 0, &tp->map);
         rd_kafka_resp_err_t e =
             rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
                               RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -750,6 +775,7 @@ static void txn_abort_and_rewind(rtask_t *t, const char *why)
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
         tp->acked = tp->written = tp->expect = tp->committed;
+        tp->map = tp->map_committed;
         rd_kafka_topic_partition_list_add(l, t->topics[tp->topic].name, tp->partition)->offset = tp->committed;
     }
     rd_kafka_resp_err_t ae = rd_kafka_assign(t->cons, l);
@@ -774,8 +800,10 @@ static void txn_commit(rtask_t *t)
     rd_kafka_error_t *e = rd_kafka_commit_transaction(t->prod, (int)t->wc->offset_flush_timeout_ms);
     if (!e) {
         t->txn_open = 0;
-        for (int i = 0; i < t->nparts; i++)
+        for (int i = 0; i < t->nparts; i++) {
             t->parts[i].committed = t->parts[i].acked >= 0 ? t->parts[i].acked : t->parts[i].committed;
+            t->parts[i].map_committed = t->parts[i].map;
+        }
         atomic_fetch_add(&t->flushed, 1);
         return;
     }
@@ -801,10 +829,12 @@ static void refresh_watermarks(rtask_t *t, int paused)
     }
 }
 
+#define IDLE_FLUSH_MS 500
+
 static void copy_loop(rtask_t *t)
 {
     int64_t interval = t->txn && !t->txn_per_poll ? t->txn_interval_ms : t->wc->offset_flush_interval_ms;
-    int64_t next_flush = kutil_now_ms() + interval, next_hwm = 0;
+    int64_t next_flush = kutil_now_ms() + interval, next_hwm = 0, last_record = 0;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(t->cons);
     rd_kafka_message_t **batch = malloc(sizeof(*batch) * t->max_poll);
     int was_paused = 0;
@@ -828,8 +858,10 @@ static void copy_loop(rtask_t *t)
                         n += more;
                 }
             }
-            if (n > 0)
+            if (n > 0) {
                 txn_begin(t);
+                last_record = kutil_now_ms();
+            }
             for (ssize_t i = 0; i < n; i++)
                 copy_one(t, batch[i]);
             rd_kafka_poll(t->prod, 0);
@@ -841,7 +873,19 @@ static void copy_loop(rtask_t *t)
             refresh_watermarks(t, was_paused);
             next_hwm = now + (was_paused ? 5000 : 1000);
         }
-        if (now >= next_flush) {
+        /* Idle: store the position (and offset map) of what was copied once everything is
+         * acknowledged, instead of waiting for the interval — a consumer cut-over waits for it. */
+        int idle = last_record > 0 && now - last_record >= IDLE_FLUSH_MS && !t->txn &&
+                   rd_kafka_outq_len(t->prod) == 0;
+        if (idle)
+            last_record = 0;
+        /* A new segment is stored at once: a successor extends the stored map over what it
+         * finds at the destination only from a known segment (resume_from_destination). */
+        if (t->map_new && !t->txn) {
+            idle = 1;
+            t->map_new = 0;
+        }
+        if (now >= next_flush || idle) {
             if (t->txn)
                 txn_commit(t); /* offsets are written inside transactions only */
             else

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "worker/omap.h"
 #include "worker/wconf.h"
 
 typedef enum {
@@ -92,9 +93,10 @@ uint64_t rtask_instance(const rtask_t *t);
 /** Key and value of an offset record, as Kafka Connect's OffsetStorageWriter writes them:
  *  ["<connector>",{"topic":"t","partition":p}] -> {"offset":next}. malloc'd. An offset set
  *  over REST (@p altered) also carries "ferry.altered":true: a task then starts exactly there
- *  instead of after the last record at the destination (GET .../offsets does not show it). */
+ *  instead of after the last record at the destination (GET .../offsets does not show it).
+ *  @p map (may be NULL) is the partition's offset map (omap.h), kept in the same value. */
 char *rtask_offset_key(const char *connector, const char *topic, int partition);
-char *rtask_offset_value(int64_t next, int altered);
+char *rtask_offset_value(int64_t next, int altered, const omap_t *map);
 #define RTASK_ALTERED_KEY "ferry.altered"
 
 #endif
