@@ -462,7 +462,27 @@ static json_t *task_offsets(herder_t *h, const char *name)
     return out;
 }
 
-static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc)
+/* Tasks assigned to this worker (running or to start), which share its memory budget. */
+static int assigned_tasks(herder_t *h)
+{
+    int n = 0;
+    for (size_t i = 0; i < cstate_count(h->cs); i++) {
+        cstate_conn_t *cc = cstate_at(h->cs, i);
+        if (cc->target == CSTATE_TARGET_STOPPED)
+            continue;
+        for (int id = 0; id < (int)json_array_size(cc->tasks); id++)
+            n += owned(h, cc->name, id);
+    }
+    return n;
+}
+
+/* A task's share of ferry.memory.budget.bytes is fixed when it starts: budget / the tasks
+ * assigned to this worker at that moment. Tasks started in one assignment all get the same
+ * share and together stay within the budget. When a later rebalance adds tasks, the running
+ * ones keep their larger share (restarting them to shrink it would cost a pause and
+ * duplicates), so until they restart the worker may exceed the budget by up to that
+ * difference; when tasks leave, the remaining ones keep their smaller share. */
+static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_tasks)
 {
     json_t *offs = task_offsets(h, t->name);
     t->instance = ++h->next_instance;
@@ -472,6 +492,7 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc)
                         .config = t->config,
                         .offsets = offs,
                         .wc = h->wc,
+                        .worker_tasks = worker_tasks,
                         .instance = t->instance,
                         .paused = cc->target == CSTATE_TARGET_PAUSED,
                         .recv = &h->task_recv};
@@ -520,6 +541,7 @@ static void reconcile_tasks(herder_t *h)
         }
     }
     sweep_tasks(h); /* failed tasks just told to stop have no thread left to wait for */
+    int worker_tasks = assigned_tasks(h);
     for (size_t i = 0; i < cstate_count(h->cs); i++) {
         cstate_conn_t *cc = cstate_at(h->cs, i);
         if (cc->target == CSTATE_TARGET_STOPPED)
@@ -537,7 +559,7 @@ static void reconcile_tasks(herder_t *h)
             t->config = json_incref(json_array_get(cc->tasks, id));
             t->next = h->tasks;
             h->tasks = t;
-            task_start(h, t, cc);
+            task_start(h, t, cc, worker_tasks);
         }
     }
     if (want_start && !h->offsets_syncing) {

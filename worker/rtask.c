@@ -19,6 +19,7 @@
 
 #include "worker/flog.h"
 #include "worker/kutil.h"
+#include "worker/mbudget.h"
 #include "worker/omap.h"
 #include "worker/repl.h"
 
@@ -56,6 +57,7 @@ struct rtask {
     uint64_t instance;
     json_t *config, *offsets;
     const wconf_t *wc;
+    int worker_tasks; /* tasks of this worker when this one started: its memory budget share */
     h2o_multithread_receiver_t *recv;
     pthread_t thread;
     atomic_int stop, paused, fenced;
@@ -294,6 +296,57 @@ static int build_partitions(rtask_t *t)
     return 0;
 }
 
+/* The value of a client key as the user set it in the last of @p layers that has it (the
+ * worker-level props, then the connector config prefixes in order), or NULL. */
+static const char *user_value(const rtask_t *t, const props_t *worker, const char *const *prefixes,
+                              const char *key)
+{
+    const char *v = props_get(worker, key);
+    for (; *prefixes; prefixes++) {
+        char k[256];
+        snprintf(k, sizeof k, "%s%s", *prefixes, key);
+        const char *cv = json_string_value(json_object_get(t->config, k));
+        if (cv)
+            v = cv;
+    }
+    return v;
+}
+
+static int64_t user_num(const rtask_t *t, const props_t *worker, const char *const *prefixes,
+                        const char *key)
+{
+    const char *v = user_value(t, worker, prefixes, key);
+    return v ? atoll(v) : 0;
+}
+
+/* The per-task share of ferry.memory.budget.bytes (mbudget.h) as client settings. Called after
+ * every user layer has been applied, so the settings the user gave explicitly are kept. */
+static void apply_budget(rtask_t *t, rd_kafka_conf_t *pc, rd_kafka_conf_t *cc)
+{
+    static const char *const prod_layers[] = {"dest.kafka.", "producer.override.", NULL};
+    static const char *const cons_layers[] = {"src.kafka.", "src.consumer.", NULL};
+    const wconf_t *wc = t->wc;
+    char v[64];
+    size_t n = sizeof v;
+    int64_t msg_max = rd_kafka_conf_get(pc, "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK ? atoll(v) : 0;
+    mbudget_limits_t user = {
+        .consumer_kbytes = user_num(t, wc->consumer, cons_layers, "queued.max.messages.kbytes"),
+        .producer_kbytes = user_num(t, wc->producer, prod_layers, "queue.buffering.max.kbytes"),
+        .producer_messages = user_num(t, wc->producer, prod_layers, "queue.buffering.max.messages"),
+    }, lim;
+    mbudget_task_limits(wc->memory_budget_bytes, t->worker_tasks, msg_max, &user, &lim);
+    snprintf(v, sizeof v, "%lld", (long long)lim.consumer_kbytes);
+    kutil_conf_set(cc, "queued.max.messages.kbytes", v, NULL, NULL);
+    snprintf(v, sizeof v, "%lld", (long long)lim.producer_kbytes);
+    kutil_conf_set(pc, "queue.buffering.max.kbytes", v, NULL, NULL);
+    snprintf(v, sizeof v, "%lld", (long long)lim.producer_messages);
+    kutil_conf_set(pc, "queue.buffering.max.messages", v, NULL, NULL);
+    FLOG(DEBUG, TASK, "task %s-%d: memory share of %d task(s): queued.max.messages.kbytes=%lld "
+         "queue.buffering.max.kbytes=%lld queue.buffering.max.messages=%lld", t->connector, t->task,
+         t->worker_tasks, (long long)lim.consumer_kbytes, (long long)lim.producer_kbytes,
+         (long long)lim.producer_messages);
+}
+
 static int make_clients(rtask_t *t)
 {
     const wconf_t *wc = t->wc;
@@ -307,8 +360,6 @@ static int make_clients(rtask_t *t)
     kutil_conf_set(pc, "linger.ms", "5", NULL, NULL);
     kutil_conf_set(pc, "batch.num.messages", "10000", NULL, NULL);
     kutil_conf_set(pc, "batch.size", "1000000", NULL, NULL);
-    kutil_conf_set(pc, "queue.buffering.max.messages", "200000", NULL, NULL);
-    kutil_conf_set(pc, "queue.buffering.max.kbytes", "32768", NULL, NULL);
     kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
     kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
     if (t->txn) {
@@ -330,10 +381,6 @@ static int make_clients(rtask_t *t)
     if (!kutil_conf_set(pc, "statistics.interval.ms", "5000", NULL, NULL))
         rd_kafka_conf_set_stats_cb(pc, stats_cb);
     rd_kafka_conf_set_opaque(pc, t);
-    if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
-        fail(t, "cannot create the destination producer: %s", e);
-        return -1;
-    }
     const char *src = cfg(t, "src.kafka.bootstrap.servers", "");
     rd_kafka_conf_t *cc = kutil_conf_new(src);
     kutil_conf_set(cc, "client.id", cid, NULL, NULL);
@@ -343,12 +390,18 @@ static int make_clients(rtask_t *t)
     kutil_conf_set(cc, "auto.offset.reset", "earliest", NULL, NULL);
     kutil_conf_set(cc, "fetch.wait.max.ms", "100", NULL, NULL);
     kutil_conf_set(cc, "queued.min.messages", "1000000", NULL, NULL);
-    kutil_conf_set(cc, "queued.max.messages.kbytes", "16384", NULL, NULL);
     if (kutil_conf_apply(cc, wc->consumer, "consumer.", &err) ||
         kutil_conf_apply_prefixed(cc, t->config, "src.kafka.", &err) ||
         kutil_conf_apply_prefixed(cc, t->config, "src.consumer.", &err)) {
         rd_kafka_conf_destroy(cc);
+        rd_kafka_conf_destroy(pc);
         fail(t, "%s", err.msg);
+        return -1;
+    }
+    apply_budget(t, pc, cc);
+    if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
+        rd_kafka_conf_destroy(cc);
+        fail(t, "cannot create the destination producer: %s", e);
         return -1;
     }
     kutil_conf_set(cc, "bootstrap.servers", src, NULL, NULL);
@@ -961,6 +1014,7 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->config = json_deep_copy(p->config);
     t->offsets = p->offsets ? json_deep_copy(p->offsets) : json_object();
     t->wc = p->wc;
+    t->worker_tasks = p->worker_tasks;
     t->recv = p->recv;
     wconf_worker_id(p->wc, t->worker_id, sizeof t->worker_id);
     atomic_store(&t->paused, p->paused);

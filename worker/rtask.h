@@ -46,6 +46,8 @@ typedef struct rtask_params {
     const json_t *offsets; /* object "topic:partition" -> {"offset": next offset to copy,
                               "altered": set over REST}; copied; may be NULL */
     const wconf_t *wc;     /* borrowed; must outlive the task */
+    int worker_tasks;      /* tasks the worker runs in the assignment this one starts in: the
+                              task's share of ferry.memory.budget.bytes is budget / this */
     uint64_t instance;
     int paused;
     h2o_multithread_receiver_t *recv;

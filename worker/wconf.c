@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "worker/flog.h"
+#include "worker/mbudget.h"
 
 #define DEFAULT_LISTENERS "http://:8083"
 #define SIMPLE_HEADER_CONVERTER "org.apache.kafka.connect.storage.SimpleHeaderConverter"
@@ -623,6 +624,8 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
                       &c->task_shutdown_timeout_ms, err)) ||
         (rc = get_num(p, "scheduled.rebalance.max.delay.ms", T_INT, 0, 0, INT32_MAX,
                       &c->scheduled_rebalance_max_delay_ms, err)) ||
+        (rc = get_num(p, "ferry.memory.budget.bytes", T_LONG, MBUDGET_DEFAULT_BYTES, 0, INT64_MAX,
+                      &c->memory_budget_bytes, err)) ||
         (rc = get_zk(p, c, err)))
         return rc;
     char *eos = NULL;
@@ -762,6 +765,7 @@ static props_t *effective_props(const wconf_t *c)
     SET_NUM("task.shutdown.graceful.timeout.ms", c->task_shutdown_timeout_ms);
     SET_NUM("scheduled.rebalance.max.delay.ms", c->scheduled_rebalance_max_delay_ms);
     SET_NUM("zookeeper.session.timeout.ms", c->session_timeout_ms);
+    SET_NUM("ferry.memory.budget.bytes", c->memory_budget_bytes);
     props_set(eff, "exactly.once.source.support", c->eos_source ? "enabled" : "disabled");
     SET_NUM("rest.advertised.port", c->advertised_port);
 #undef SET_NUM
@@ -928,6 +932,7 @@ void wconf_describe(const wconf_t *c, FILE *out)
         "key.converter", "value.converter", "header.converter", "offset.flush.interval.ms",
         "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
         "scheduled.rebalance.max.delay.ms", "exactly.once.source.support",
+        "ferry.memory.budget.bytes",
     };
     props_t *eff = effective_props(c);
     fprintf(out, "Destination cluster (stores the worker state, receives the copies)\n");

@@ -42,6 +42,9 @@ typedef struct wconf {
     int64_t task_shutdown_timeout_ms;         /* task.shutdown.graceful.timeout.ms, default 5000, >= 0 */
     int64_t scheduled_rebalance_max_delay_ms; /* default 0 in ferry (Kafka Connect: 300000), 0..INT32_MAX */
     int64_t session_timeout_ms;               /* zookeeper.session.timeout.ms, default 6000, >= 1000 */
+    int64_t memory_budget_bytes; /* ferry.memory.budget.bytes: the copy buffers of all tasks of
+                                    the worker, divided among them (mbudget.h); 0 = a fixed
+                                    per-task bound. Default MBUDGET_DEFAULT_BYTES, >= 0 */
     int eos_source;          /* exactly.once.source.support=enabled (KIP-618): tasks write records and
                                 offsets in one producer transaction; "disabled" (default) or "preparing" = 0 */
     char *key_converter;     /* required; one of the three converters ferry knows (it copies bytes) */

@@ -92,6 +92,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(c->task_shutdown_timeout_ms, 5000);
     CU_ASSERT_EQUAL(c->scheduled_rebalance_max_delay_ms, 0);
     CU_ASSERT_EQUAL(c->session_timeout_ms, 6000);
+    CU_ASSERT_EQUAL(c->memory_budget_bytes, 32 * 1024 * 1024);
     CU_ASSERT_STRING_EQUAL(c->key_converter, "org.apache.kafka.connect.converters.ByteArrayConverter");
     CU_ASSERT_STRING_EQUAL(c->value_converter, "org.apache.kafka.connect.json.JsonConverter");
     CU_ASSERT_STRING_EQUAL(c->header_converter,
@@ -129,6 +130,7 @@ static void test_explicit_values(void)
         {"task.shutdown.graceful.timeout.ms", "9223372036854775807"},
         {"scheduled.rebalance.max.delay.ms", "300000"},
         {"zookeeper.session.timeout.ms", "1000"},
+        {"ferry.memory.budget.bytes", "0"},
         {"header.converter", "org.apache.kafka.connect.storage.StringConverter"},
         {"key.converter", "  org.apache.kafka.connect.storage.StringConverter  "},
     };
@@ -148,6 +150,7 @@ static void test_explicit_values(void)
     CU_ASSERT_EQUAL(c->task_shutdown_timeout_ms, INT64_MAX);
     CU_ASSERT_EQUAL(c->scheduled_rebalance_max_delay_ms, 300000);
     CU_ASSERT_EQUAL(c->session_timeout_ms, 1000);
+    CU_ASSERT_EQUAL(c->memory_budget_bytes, 0);
     CU_ASSERT_STRING_EQUAL(c->header_converter, "org.apache.kafka.connect.storage.StringConverter");
     CU_ASSERT_STRING_EQUAL(c->key_converter, "org.apache.kafka.connect.storage.StringConverter");
     /* all keeps values as given, untrimmed */
@@ -234,6 +237,10 @@ static void test_invalid_numbers(void)
                  "Not a number of type INT");
     expect_error("scheduled.rebalance.max.delay.ms", "-1",
                  "Invalid value -1 for configuration scheduled.rebalance.max.delay.ms: Value must be at least 0");
+    expect_error("ferry.memory.budget.bytes", "-1",
+                 "Invalid value -1 for configuration ferry.memory.budget.bytes: Value must be at least 0");
+    expect_error("ferry.memory.budget.bytes", "32MiB",
+                 "Invalid value 32MiB for configuration ferry.memory.budget.bytes: Not a number of type LONG");
     expect_error("zookeeper.session.timeout.ms", "999",
                  "Invalid value 999 for configuration zookeeper.session.timeout.ms: Value must be at least 1000");
     expect_error("offset.storage.partitions", "2147483648",
