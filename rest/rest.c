@@ -944,7 +944,7 @@ static int do_plugins(call_t *c)
         json_decref(body);
         if (!cfg)
             return 0;
-        rc = herder_validate(c->segs[1], cfg, &o, &e);
+        rc = herder_validate(c->r->h, c->segs[1], cfg, &o, &e);
         json_decref(cfg);
         return answer(c, rc, &e, o, 200);
     }

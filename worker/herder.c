@@ -1190,7 +1190,8 @@ ferr_code_t herder_plugin_config(const char *plugin, json_t **out, ferr_t *err)
     return FERR_OK;
 }
 
-ferr_code_t herder_validate(const char *plugin, const json_t *config, json_t **out, ferr_t *err)
+ferr_code_t herder_validate(const herder_t *h, const char *plugin, const json_t *config, json_t **out,
+                            ferr_t *err)
 {
     const char *cls = json_string_value(json_object_get(config, "connector.class"));
     if (!cls) {
@@ -1204,7 +1205,7 @@ ferr_code_t herder_validate(const char *plugin, const json_t *config, json_t **o
     if (!repl_class_matches(cls))
         return ferr_set(err, FERR_INVALID, "Included connector type %s does not match request type %s",
                         cls, plugin);
-    repl_validate(config, out, NULL);
+    repl_validate(config, h ? h->wc : NULL, out, NULL);
     return FERR_OK;
 }
 
@@ -1327,7 +1328,7 @@ void herder_put_connector(herder_t *h, const char *name, const json_t *config, h
         return;
     }
     char *msgs = NULL;
-    int nerr = repl_validate(merged, NULL, &msgs);
+    int nerr = repl_validate(merged, h->wc, NULL, &msgs);
     if (nerr) {
         reply_err(cb, arg, FERR_INVALID,
                   "Connector configuration is invalid and contains the following %d error(s):\n%s"

@@ -92,7 +92,10 @@ struct metrics;
 /** Appends the worker's and its tasks' metrics (Prometheus text) to @p m. */
 void herder_metrics(herder_t *h, struct metrics *m);
 ferr_code_t herder_plugin_config(const char *plugin, json_t **out, ferr_t *err);
-ferr_code_t herder_validate(const char *plugin, const json_t *config, json_t **out, ferr_t *err);
+/** PUT /connector-plugins/{plugin}/config/validate: the ConfigInfos of @p config, checked against
+ *  this worker's config too (see repl_validate(); @p h may be NULL for config-only checks). */
+ferr_code_t herder_validate(const herder_t *h, const char *plugin, const json_t *config, json_t **out,
+                            ferr_t *err);
 /** Worker-scope logger level change; @returns the affected logger names. */
 ferr_code_t herder_set_logger(const char *name, const char *level, json_t **out, ferr_t *err);
 json_t *herder_loggers(void);

@@ -68,6 +68,12 @@ static void usage(FILE *f)
             "  --help     print this text\n"
             "\n"
             "The REST API (Kafka Connect's) listens on `listeners` (default http://:8083).\n"
+            "Security keys: listeners.https.ssl.* (or ssl.*) for an https listener\n"
+            "(ssl.keystore.location, ssl.key.password, ssl.truststore.location, ssl.client.auth,\n"
+            "...; PEM only); rest.extension.classes=...BasicAuthSecurityRestExtension with\n"
+            "rest.basic.auth.credentials.file (and rest.basic.auth.internal.user for forwarding)\n"
+            "for basic authentication; zookeeper.digest.username, zookeeper.digest.password and\n"
+            "zookeeper.set.acl=true for ZooKeeper ACLs.\n"
             "Exit codes: 0 clean stop, 1 runtime failure, 2 invalid command line or config.\n"
             "See ferry-worker(1).\n");
 }

@@ -300,8 +300,102 @@ static int regex_compile(regex_t *re, const char *rx)
     return rc;
 }
 
+/* ---- checks against the worker ------------------------------------------------------ */
+
+static json_t *list_set(const char *s);
+
+/* The source topic that @p fmt renames to @p target, if any (each ${topic} stands for the same
+ * name, so its length and then the name itself follow from the target). malloc'd, or NULL. */
+static char *rename_source(const char *fmt, const char *target)
+{
+    size_t k = 0, lit = strlen(fmt), tl = strlen(target);
+    for (const char *p = fmt; (p = strstr(p, "${topic}")); p += 8, k++)
+        lit -= 8;
+    if (!k || tl <= lit || (tl - lit) % k)
+        return NULL;
+    char *src = strndup(target + (strstr(fmt, "${topic}") - fmt), (tl - lit) / k);
+    char *back = repl_rename(fmt, src);
+    int same = !strcmp(back, target);
+    free(back);
+    if (!same)
+        free(src);
+    return same ? src : NULL;
+}
+
+/* 1 if the comma lists @p a and @p b share an entry (host case-insensitive): two bootstrap
+ * lists that name the same broker reach the same cluster. No DNS: "localhost:9092" and
+ * "127.0.0.1:9092" are not recognised as one broker. */
+static int lists_share(const char *a, const char *b)
+{
+    json_t *sa = list_set(a), *sb = list_set(b);
+    int shared = 0;
+    const char *ka, *kb;
+    json_t *va, *vb;
+    json_object_foreach(sa, ka, va) {
+        json_object_foreach(sb, kb, vb) shared |= !strcasecmp(ka, kb);
+    }
+    json_decref(sa);
+    json_decref(sb);
+    return shared;
+}
+
+/* topic.rename.format against the worker that runs the connector: no selected source topic may
+ * be renamed onto a topic the worker itself writes (its three storage topics, and Kafka's
+ * consumer-offset and transaction-state topics its clients use), and when the source cluster is
+ * the worker's own, no topic may be renamed onto itself (each copied record would be read and
+ * copied again, endlessly). @returns an error string or NULL. */
+static char *check_worker(const char *fmt, const json_t *config, const wconf_t *wc)
+{
+    ferr_t ferr = {0};
+    repl_select_t *sel = repl_select_new(config, &ferr);
+    if (!sel)
+        return NULL; /* topic.regex carries the error */
+    const struct {
+        const char *topic, *what;
+    } internal[] = {
+        {wc->config_topic, "the worker's config.storage.topic"},
+        {wc->offset_topic, "the worker's offset.storage.topic"},
+        {wc->status_topic, "the worker's status.storage.topic"},
+        {"__consumer_offsets", "Kafka's internal topic"},
+        {"__transaction_state", "Kafka's internal topic"},
+    };
+    int templ = strstr(fmt, "${topic}") != NULL;
+    char *err = NULL;
+    for (size_t i = 0; !err && i < sizeof internal / sizeof internal[0]; i++) {
+        const char *t = internal[i].topic;
+        if (!t)
+            continue;
+        if (templ) {
+            char *src = rename_source(fmt, t);
+            if (src && repl_select_match(sel, src))
+                asprintf(&err, "Invalid value %s for configuration topic.rename.format: source topic %s "
+                               "would be copied onto %s %s and corrupt it", fmt, src, internal[i].what, t);
+            free(src);
+        } else if (!strcmp(fmt, t)) { /* a literal name: the one whitelisted topic goes there */
+            json_t *white = list_set(cfg_str(config, "topic.whitelist"));
+            void *it = json_object_iter(white);
+            asprintf(&err, "Invalid value %s for configuration topic.rename.format: source topic %s "
+                           "would be copied onto %s %s and corrupt it", fmt,
+                     it ? json_object_iter_key(it) : "?", internal[i].what, t);
+            json_decref(white);
+        }
+    }
+    if (!err && lists_share(cfg_str(config, "src.kafka.bootstrap.servers"), wc->bootstrap_servers)) {
+        if (!strcmp(fmt, "${topic}"))
+            asprintf(&err, "Invalid value %s for configuration topic.rename.format: src.kafka.bootstrap.servers "
+                           "names this worker's own cluster (bootstrap.servers), so every topic would be "
+                           "copied onto itself, endlessly", fmt);
+        else if (!templ && repl_select_match(sel, fmt))
+            asprintf(&err, "Invalid value %s for configuration topic.rename.format: src.kafka.bootstrap.servers "
+                           "names this worker's own cluster (bootstrap.servers), so topic %s would be "
+                           "copied onto itself, endlessly", fmt, fmt);
+    }
+    repl_select_destroy(sel);
+    return err;
+}
+
 /* Semantic checks beyond the type; returns an error string or NULL. */
-static char *check_value(const keydef_t *d, const char *v, const json_t *config)
+static char *check_value(const keydef_t *d, const char *v, const json_t *config, const wconf_t *wc)
 {
     char *err = NULL;
     const char *n = d->name;
@@ -337,6 +431,8 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config)
                   list_nonempty(cfg_str(config, "topic.regex"))))
             asprintf(&err, "Invalid value %s for configuration topic.rename.format: a name without "
                            "${topic} is only valid when topic.whitelist names exactly one topic", v);
+        else if (wc)
+            err = check_worker(v, config, wc);
     } else if (!strcmp(n, "topic.poll.interval.ms") && cfg_ll(config, n) < 100)
         asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 100", v, n);
     else if (!strcmp(n, "src.kafka.max.poll.records") && (cfg_ll(config, n) < 1 || cfg_ll(config, n) > 1000000))
@@ -383,7 +479,7 @@ json_t *repl_config_defs(void)
     return a;
 }
 
-int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out)
+int repl_validate(const json_t *config, const wconf_t *wc, json_t **infos_out, char **msgs_out)
 {
     json_t *configs = json_array();
     int nerr = 0;
@@ -405,7 +501,7 @@ int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out)
         else if (v || d->def)
             e = check_type(d, v ? v : d->def);
         if (!e && (v || d->def))
-            e = check_value(d, v ? v : d->def, config);
+            e = check_value(d, v ? v : d->def, config, wc);
         if (e) {
             json_array_append_new(errs, json_string(e));
             fprintf(mf, "%s\n", e);

@@ -32,8 +32,12 @@ int repl_class_matches(const char *cls);
 
 /** Validates a connector config (string map). @returns the error count; @p infos_out (may be NULL)
  *  receives Kafka Connect's ConfigInfos JSON (new reference). @p msgs_out (may be NULL) receives
- *  the errors as "key: message" lines for the 400 message (malloc'd). */
-int repl_validate(const json_t *config, json_t **infos_out, char **msgs_out);
+ *  the errors as "key: message" lines for the 400 message (malloc'd).
+ *  @p wc (may be NULL: config-only checks) is the worker that would run the connector; with it,
+ *  topic.rename.format may not rename a selected source topic onto the worker's storage topics
+ *  or Kafka's __consumer_offsets/__transaction_state, nor, when src.kafka.bootstrap.servers
+ *  shares a broker with the worker's bootstrap.servers, onto itself. Contacts nothing. */
+int repl_validate(const json_t *config, const wconf_t *wc, json_t **infos_out, char **msgs_out);
 
 /** Kafka Connect's ConfigKeyInfo list for GET /connector-plugins/{p}/config. New reference. */
 json_t *repl_config_defs(void);

@@ -145,7 +145,7 @@ static void put_connector(const char *name, const json_t *cfg)
         json_object_set_new(merged, "name", json_string(name));
     json_t *infos = NULL, *o = NULL;
     ferr_t err = {0};
-    if (herder_validate(REPL_CLASS, merged, &o, &err) != FERR_OK)
+    if (herder_validate(NULL, REPL_CLASS, merged, &o, &err) != FERR_OK)
         error_body(err.msg);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (o && !s)
@@ -153,7 +153,10 @@ static void put_connector(const char *name, const json_t *cfg)
     free(s);
     json_decref(o);
     char *msgs = NULL;
-    int nerr = repl_validate(merged, &infos, &msgs);
+    /* checked against a worker, as herder_put_connector() does */
+    static const wconf_t wc = {.bootstrap_servers = "127.0.0.1:9092", .config_topic = "connect-configs",
+                               .offset_topic = "connect-offsets", .status_topic = "connect-status"};
+    int nerr = repl_validate(merged, &wc, &infos, &msgs);
     if (json_integer_value(json_object_get(infos, "error_count")) != nerr)
         abort();
     if (nerr)

@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from ferrytest import BYTES_CONVERTER, binary, free_port, log
+from ferrytest import BYTES_CONVERTER, binary, free_port, log, src_dir
 
 VALID = {
     "group.id": "connect-cluster",
@@ -135,6 +135,18 @@ class CheckTest(unittest.TestCase):
                            timeout=30)
         self.assertEqual(r.returncode, 0)
         self.assertIn("--check", r.stdout)
+        # the security keys are named in --help and in the man page
+        with open(os.path.join(src_dir(), "docs", "ferry-worker.1")) as f:
+            man = f.read().replace("\\&", "")
+        for key in ("listeners.https.ssl.", "rest.extension.classes",
+                    "rest.basic.auth.credentials.file", "rest.basic.auth.internal.user",
+                    "zookeeper.set.acl", "zookeeper.digest.username", "zookeeper.digest.password"):
+            self.assertIn(key, r.stdout)
+            self.assertIn(key, man)
+        for key in ("ssl.keystore.location", "ssl.truststore.location", "ssl.key.password",
+                    "ssl.client.auth", "ssl.keystore.certificate.chain", "ssl.keystore.key",
+                    "ssl.truststore.certificates", "ssl.endpoint.identification.algorithm"):
+            self.assertIn(key, man)
 
 
 if __name__ == "__main__":

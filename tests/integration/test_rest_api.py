@@ -3,8 +3,9 @@
 One worker, one shared cluster for the class. Each test checks status codes AND bodies against
 Kafka Connect's behaviour (/work/shared/research/kafka-connect-rest.md). Connectors copy three
 source topics so that tests do not disturb each other: "connect" (the seed connector only),
-"aux" (lifecycle and config tests; nothing asserts on its copy) and "offs" (the offsets test
-only, which counts what reaches the destination).
+"aux" (lifecycle and config tests; nothing asserts on its copy), "offs" (the offsets test
+only, which counts what reaches the destination) and "safe" (the config-safety test, which
+counts too).
 
 Run: FERRY_BUILD=<build> python3 tests/integration/test_rest_api.py [RestApiTest.test_x]
 """
@@ -43,8 +44,9 @@ def enc(name):
 
 
 class RestApiTest(ClusterTestCase):
-    cluster_args = dict(workers=1, src_topics={"connect": 8, "aux": 2, "offs": 4},
-                        dst_topics={"connect.replica": 8, "aux.replica": 2, "offs.replica": 4})
+    cluster_args = dict(workers=1, src_topics={"connect": 8, "aux": 2, "offs": 4, "safe": 2},
+                        dst_topics={"connect.replica": 8, "aux.replica": 2, "offs.replica": 4,
+                                    "safe.replica": 2})
 
     @classmethod
     def setUpClass(cls):
@@ -667,6 +669,92 @@ class RestApiTest(ClusterTestCase):
         body = {**self.config("init-running"), "initial_state": "RUNNING"}
         self.assertEqual(self.req("POST", "/connectors", body)[0], 201)
         self.wait_state("init-running", "RUNNING", ntasks=1)
+
+    def test_o_config_safety(self):
+        """Configs that would break the worker or the connector are refused by validation, with
+        the key and the reason, by POST, PUT .../config and PUT .../config/validate alike; a
+        running connector given such a config keeps running with its old one."""
+        invalid = "Connector configuration is invalid and contains the following 1 error(s)"
+        before = self.names()
+        wprops = self.cluster.workers[0].props
+        plugin = "/connector-plugins/EMRReplicatorSourceConnector/config/validate"
+
+        def refused(reason, **overrides):
+            """POST and validate both name topic.rename.format, or the key of `overrides`."""
+            body = self.config("unsafe", **overrides)
+            msg = self.assertError(self.req("POST", "/connectors", body), 400, contains=invalid)
+            self.assertIn(reason, msg)
+            st, js, raw, _ = self.req("PUT", plugin, {**body["config"], "name": "unsafe"})
+            self.assertEqual((st, js["error_count"]), (200, 1), raw)
+            errs = {c["value"]["name"]: c["value"]["errors"] for c in js["configs"]
+                    if c["value"]["errors"]}
+            self.assertEqual(len(errs), 1, errs)
+            key, [err] = next(iter(errs.items()))
+            self.assertIn(f"for configuration {key}", msg)
+            self.assertIn(err, msg)
+            self.assertIn(reason, err)
+            return key
+
+        # a source topic renamed onto the worker's own storage topics, or Kafka's
+        for key in ("offset.storage.topic", "config.storage.topic", "status.storage.topic"):
+            self.assertEqual(refused(f"the worker's {key} {wprops[key]}",
+                                     **{"topic.rename.format": wprops[key]}),
+                             "topic.rename.format")
+        refused("onto the worker's config.storage.topic connect-configs",
+                **{"topic.whitelist": "aux,configs", "topic.rename.format": "connect-${topic}"})
+        refused("source topic offsets would be copied onto the worker's offset.storage.topic",
+                **{"topic.whitelist": None, "topic.regex": "off[a-z]*",
+                   "topic.rename.format": "connect-${topic}"})
+        refused("Kafka's internal topic __consumer_offsets",
+                **{"topic.rename.format": "__consumer_offsets"})
+        # the worker's own cluster as the source, with topics copied onto themselves
+        own = {"src.kafka.bootstrap.servers": wprops["bootstrap.servers"]}
+        refused("copied onto itself, endlessly", **own, **{"topic.rename.format": "${topic}"})
+        refused("copied onto itself, endlessly", **own, **{"topic.rename.format": "aux"})
+        # several sources merged into one literal target
+        refused("only valid when topic.whitelist names exactly one topic",
+                **{"topic.whitelist": "aux,offs"})
+        refused("only valid when topic.whitelist names exactly one topic",
+                **{"topic.regex": "a.*"})
+        # numbers out of range
+        for key, value, reason in (("tasks.max", "0", "at least 1"),
+                                   ("tasks.max", "-1", "at least 1"),
+                                   ("topic.poll.interval.ms", "-5", "at least 100"),
+                                   ("src.kafka.max.poll.records", "0", "between 1 and 1000000"),
+                                   ("transaction.boundary.interval.ms", "-1", "at least 1"),
+                                   ("dest.topic.replication.factor", "-1", "between 0 and 32767")):
+            self.assertEqual(refused(reason, **{key: value}), key)
+        # the same config from another cluster, or renamed elsewhere, is fine
+        st, js, raw, _ = self.req("PUT", plugin, {**self.config("unsafe", **{
+            "topic.whitelist": "aux,configs", "topic.rename.format": "mirror-${topic}"})["config"],
+            "name": "unsafe"})
+        self.assertEqual((st, js["error_count"]), (200, 0), raw)
+        self.assertEqual(self.names(), before)
+
+        # a running connector: every bad config is refused, and it copies on with the old one
+        src, dst = self.cluster.src.bootstrap, self.cluster.dst.bootstrap
+        self.create("safe", topic="safe", **{"tasks.max": "2"})
+        self.wait_state("safe", "RUNNING", ntasks=2)
+        produce(src, "safe", 1000)
+        self.assertTrue(wait_records(dst, "safe.replica", 1000, timeout_ms=60000))
+        st, good, raw, _ = self.req("GET", "/connectors/safe/config")
+        self.assertEqual(st, 200, raw)
+        for change in ({"topic.rename.format": wprops["offset.storage.topic"]},
+                       {"topic.rename.format": "${topic}", **own},
+                       {"tasks.max": "0"}, {"src.kafka.max.poll.records": "0"},
+                       {"topic.whitelist": "safe,aux"}):
+            self.assertError(self.req("PUT", "/connectors/safe/config", {**good, **change}), 400,
+                             contains=invalid)
+            self.assertError(self.req("PATCH", "/connectors/safe/config", change), 400,
+                             contains=invalid)
+        self.assertEqual(self.req("GET", "/connectors/safe/config")[1], good)
+        s = self.wait_state("safe", "RUNNING", ntasks=2)
+        self.assertTrue(all(t["state"] == "RUNNING" for t in s["tasks"]), s)
+        produce(src, "safe", 1000)
+        self.assertTrue(wait_records(dst, "safe.replica", 2000, timeout_ms=60000))
+        self.assertEqual(count(dst, "safe.replica")["total"], 2000)
+        self.assertEqual(self.status("safe")["connector"]["state"], "RUNNING")
+        self.assertEqual(self.req("DELETE", "/connectors/safe")[0], 204)
 
     def test_z_clean_shutdown(self):
         """Last: SIGTERM ends the worker with exit code 0 and no sanitizer report."""

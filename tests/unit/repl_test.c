@@ -52,11 +52,11 @@ static json_t *errors_of(json_t *infos, const char *key)
 
 /* Validates and checks: the return value, error_count and the number of errors listed in the
  * configs all equal `want`; if `key` is given, that key carries exactly `want` errors. */
-static void expect_errors(json_t *cfg, int want, const char *key)
+static void expect_errors_wc(json_t *cfg, const wconf_t *wc, int want, const char *key)
 {
     json_t *infos = NULL;
     char *msgs = NULL;
-    int n = repl_validate(cfg, &infos, &msgs);
+    int n = repl_validate(cfg, wc, &infos, &msgs);
     CU_ASSERT_EQUAL(n, want);
     CU_ASSERT_PTR_NOT_NULL_FATAL(infos);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(infos, "error_count")), want);
@@ -86,6 +86,11 @@ static void expect_errors(json_t *cfg, int want, const char *key)
     CU_ASSERT_EQUAL(lines, want);
     free(msgs);
     json_decref(infos);
+}
+
+static void expect_errors(json_t *cfg, int want, const char *key)
+{
+    expect_errors_wc(cfg, NULL, want, key);
 }
 
 /* Number of comma-separated entries in a task.partitions string ("" has none). */
@@ -674,7 +679,7 @@ static void test_validate_seed_ok(void)
 {
     json_t *cfg = seed_config();
     expect_errors(cfg, 0, NULL);
-    CU_ASSERT_EQUAL(repl_validate(cfg, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(repl_validate(cfg, NULL, NULL, NULL), 0);
     set(cfg, "tasks.max", "4");
     set(cfg, "connector.class", "com.amazonaws.emr.replicator.EMRReplicatorSourceConnector");
     expect_errors(cfg, 0, NULL);
@@ -776,7 +781,7 @@ static void test_validate_regex_too_complex(void)
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         set(cfg, "topic.regex", huge[i]);
         char *msgs = NULL;
-        CU_ASSERT_EQUAL(repl_validate(cfg, NULL, &msgs), 1);
+        CU_ASSERT_EQUAL(repl_validate(cfg, NULL, NULL, &msgs), 1);
         CU_ASSERT_PTR_NOT_NULL(strstr(msgs ? msgs : "", "too complex"));
         free(msgs);
         ferr_t err = {0};
@@ -820,6 +825,89 @@ static void test_validate_rename(void)
     /* empty */
     set(cfg, "topic.rename.format", "");
     expect_errors(cfg, 1, "topic.rename.format");
+    json_decref(cfg);
+}
+
+/* A worker as repl_validate() sees it: its cluster and its storage topics. */
+static wconf_t test_worker(void)
+{
+    return (wconf_t){.bootstrap_servers = "127.0.0.1:9092, dst-2:9093", .config_topic = "connect-configs",
+                     .offset_topic = "connect-offsets", .status_topic = "connect-status"};
+}
+
+/* topic.rename.format may not rename a selected topic onto one the worker writes itself. */
+static void test_validate_rename_onto_internal(void)
+{
+    wconf_t wc = test_worker();
+    json_t *cfg = seed_config();
+    set(cfg, "src.kafka.bootstrap.servers", "src-1:9092");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    /* a literal name: the one whitelisted topic goes there */
+    const char *internal[] = {"connect-configs", "connect-offsets", "connect-status", "__consumer_offsets",
+                              "__transaction_state"};
+    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++) {
+        set(cfg, "topic.rename.format", internal[i]);
+        expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+        expect_errors(cfg, 0, NULL); /* without a worker: not checked */
+    }
+    /* ${topic}: refused when the source that would land there is selected */
+    set(cfg, "topic.whitelist", "connect,offsets");
+    set(cfg, "topic.rename.format", "connect-${topic}");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "topic.whitelist", "connect,configs2");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "topic.whitelist", "configs");
+    set(cfg, "topic.rename.format", "${topic}");
+    expect_errors_wc(cfg, &wc, 0, NULL); /* "configs" is not "connect-configs" */
+    set(cfg, "topic.whitelist", "status");
+    set(cfg, "topic.rename.format", "connect-${topic}");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "topic.blacklist", "status");
+    set(cfg, "topic.regex", "x");
+    expect_errors_wc(cfg, &wc, 0, NULL); /* blacklisted: never selected */
+    set(cfg, "topic.blacklist", NULL);
+    /* a regex: refused if it matches the source that would land there */
+    set(cfg, "topic.whitelist", NULL);
+    set(cfg, "topic.regex", "[a-z]+");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "topic.regex", "orders.*");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "topic.regex", ".*");
+    set(cfg, "topic.rename.format", "${topic}-${topic}"); /* "connect-connect" is none of them */
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "topic.rename.format", "${topic}-status"); /* "connect" + "-status" */
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "topic.rename.format", "${topic}.replica");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    /* Kafka's internal topics: only a literal name reaches them ("_${topic}" would need the
+     * source "_consumer_offsets", and topics starting with '_' are never selected) */
+    set(cfg, "topic.rename.format", "_${topic}");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    json_decref(cfg);
+}
+
+/* On the worker's own cluster a topic may not be copied onto itself. */
+static void test_validate_copy_onto_itself(void)
+{
+    wconf_t wc = test_worker();
+    json_t *cfg = seed_config();
+    set(cfg, "src.kafka.bootstrap.servers", "src-1:9092");
+    set(cfg, "topic.rename.format", "${topic}");
+    expect_errors_wc(cfg, &wc, 0, NULL); /* another cluster: a plain mirror */
+    set(cfg, "src.kafka.bootstrap.servers", "dst-2:9093");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "src.kafka.bootstrap.servers", "src-1:9092,DST-2:9093"); /* one broker in common */
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
+    set(cfg, "topic.rename.format", "connect");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format"); /* literal: whitelist "connect" */
+    set(cfg, "topic.rename.format", "connect.replica");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "topic.rename.format", "${topic}.replica");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "topic.whitelist", NULL);
+    set(cfg, "topic.regex", ".*");
+    set(cfg, "topic.rename.format", "${topic}");
+    expect_errors_wc(cfg, &wc, 1, "topic.rename.format");
     json_decref(cfg);
 }
 
@@ -889,7 +977,7 @@ static void test_validate_many_errors(void)
     set(cfg, "value.converter", "org.apache.kafka.connect.json.JsonConverter");
     set(cfg, "topic.regex", "(");
     json_t *infos = NULL;
-    int n = repl_validate(cfg, &infos, NULL);
+    int n = repl_validate(cfg, NULL, &infos, NULL);
     CU_ASSERT_EQUAL(n, 5); /* + literal rename with a regex */
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(infos, "error_count")), n);
     CU_ASSERT_EQUAL(json_array_size(errors_of(infos, "tasks.max")), 1);
@@ -907,7 +995,7 @@ static void test_validate_shape(void)
     json_t *cfg = seed_config();
     set(cfg, "tasks.max", "0");
     json_t *infos = NULL;
-    repl_validate(cfg, &infos, NULL);
+    repl_validate(cfg, NULL, &infos, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(infos);
     CU_ASSERT_TRUE(json_is_object(infos));
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(infos, "name")) ?: "", REPL_CLASS);
@@ -1061,6 +1149,8 @@ int cu_register(void)
         {"validate bad regex", test_validate_bad_regex},
         {"validate regex too complex to compile", test_validate_regex_too_complex},
         {"validate rename", test_validate_rename},
+        {"validate rename onto the worker's internal topics", test_validate_rename_onto_internal},
+        {"validate copy onto itself", test_validate_copy_onto_itself},
         {"validate converters and class", test_validate_converters_and_class},
         {"validate other values", test_validate_other_values},
         {"validate many errors", test_validate_many_errors},
