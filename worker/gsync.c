@@ -4,6 +4,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
+#include "worker/repl.h"
 
 #define GSYNC_TIMEOUT_MS 10000
 #define PROBE_MS 3000
@@ -20,6 +22,7 @@ typedef struct gjob {
     h2o_multithread_message_t super;
     struct gjob *next;
     char *connector, *group;
+    char *regex; /* set: translate every source group whose name matches (group unused) */
     json_t *config;
     gsync_part_t *parts;
     int nparts, commit;
@@ -61,6 +64,7 @@ static void job_free(gjob_t *j)
     free(j->parts);
     free(j->connector);
     free(j->group);
+    free(j->regex);
     json_decref(j->config);
     json_decref(j->report);
     free(j);
@@ -277,6 +281,73 @@ out:
     }
 }
 
+/* The source's consumer groups (ListGroups); NULL with @p err set when the cluster cannot list
+ * them (the mock cluster, or a missing Describe ACL). */
+static json_t *list_groups(gsync_t *g, gjob_t *j, ferr_t *err)
+{
+    rd_kafka_t *rk = group_client(g, j, 1, err);
+    if (!rk)
+        return NULL;
+    char es[256];
+    json_t *names = NULL;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, GSYNC_TIMEOUT_MS, es, sizeof es);
+    rd_kafka_ListConsumerGroups(rk, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, GSYNC_TIMEOUT_MS + 1000);
+    const rd_kafka_ListConsumerGroups_result_t *res = ev ? rd_kafka_event_ListConsumerGroups_result(ev) : NULL;
+    size_t nerr = 0, n = 0;
+    const rd_kafka_error_t **errs = res ? rd_kafka_ListConsumerGroups_result_errors(res, &nerr) : NULL;
+    if (!ev || rd_kafka_event_error(ev) || !res || nerr > 0) {
+        ferr_set(err, FERR_KAFKA, "cannot list the source's consumer groups: %s; name them in groups instead",
+                 !ev ? "timed out" : rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev)
+                 : nerr ? rd_kafka_error_string(errs[0]) : "no result");
+    } else {
+        const rd_kafka_ConsumerGroupListing_t **gl = rd_kafka_ListConsumerGroups_result_valid(res, &n);
+        names = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(names, json_string(rd_kafka_ConsumerGroupListing_group_id(gl[i])));
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return names;
+}
+
+/* groups.regex: one translation per matching source group, reported together. */
+static void run_regex_job(gsync_t *g, gjob_t *j)
+{
+    regex_t re;
+    if (repl_regex_compile(&re, j->regex)) {
+        ferr_set(&j->err, FERR_INVALID, "groups.regex %s does not compile", j->regex);
+        return;
+    }
+    j->group = strdup("ferry-gsync-list");
+    json_t *names = list_groups(g, j, &j->err), *reports = json_array();
+    size_t i;
+    json_t *name;
+    json_array_foreach(names, i, name) {
+        const char *gn = json_string_value(name);
+        if (regexec(&re, gn, 0, NULL, 0) || !gsync_group_name_ok(gn))
+            continue;
+        gjob_t sub = *j;
+        sub.group = (char *)gn;
+        sub.report = NULL;
+        memset(&sub.err, 0, sizeof sub.err);
+        run_job(g, &sub);
+        json_array_append_new(reports, sub.report ? sub.report
+                                                  : json_pack("{s:s,s:s}", "group", gn, "error", sub.err.msg));
+    }
+    if (!j->err.code)
+        j->report = json_pack("{s:s,s:s,s:o}", "connector", j->connector, "regex", j->regex, "groups", reports);
+    else
+        json_decref(reports);
+    json_decref(names);
+    regfree(&re);
+}
+
 static void *gsync_main(void *arg)
 {
     gsync_t *g = arg;
@@ -294,8 +365,12 @@ static void *gsync_main(void *arg)
         pthread_mutex_unlock(&g->lock);
         if (stop)
             ferr_set(&j->err, FERR_UNAVAILABLE, "Worker is shutting down");
+        else if (j->regex)
+            run_regex_job(g, j);
         else
             run_job(g, j);
+        if (j->err.code && !j->cb)
+            FLOG(WARN, WORKER, "connector %s: consumer-group translation: %s", j->connector, j->err.msg);
         h2o_multithread_send_message(&g->recv, &j->super);
         pthread_mutex_lock(&g->lock);
     }
@@ -350,12 +425,13 @@ void gsync_destroy(gsync_t *g, h2o_loop_t *loop)
     free(g);
 }
 
-void gsync_submit(gsync_t *g, const char *connector, const char *group, const json_t *config,
-                  gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg)
+static void submit(gsync_t *g, const char *connector, const char *group, const char *regex,
+                   const json_t *config, gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg)
 {
     gjob_t *j = calloc(1, sizeof *j);
     j->connector = strdup(connector);
-    j->group = strdup(group);
+    j->group = group ? strdup(group) : NULL;
+    j->regex = regex ? strdup(regex) : NULL;
     j->config = json_deep_copy(config);
     j->parts = parts;
     j->nparts = nparts;
@@ -371,6 +447,18 @@ void gsync_submit(gsync_t *g, const char *connector, const char *group, const js
     g->tail = j;
     pthread_cond_signal(&g->cond);
     pthread_mutex_unlock(&g->lock);
+}
+
+void gsync_submit(gsync_t *g, const char *connector, const char *group, const json_t *config,
+                  gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg)
+{
+    submit(g, connector, group, NULL, config, parts, nparts, commit, cb, arg);
+}
+
+void gsync_submit_regex(gsync_t *g, const char *connector, const char *regex, const json_t *config,
+                        gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg)
+{
+    submit(g, connector, NULL, regex, config, parts, nparts, commit, cb, arg);
 }
 
 int gsync_pending(const gsync_t *g)

@@ -53,9 +53,15 @@ void gsync_destroy(gsync_t *g, h2o_loop_t *loop);
 
 /** Queues a translation of @p group's offsets for connector @p connector (@p config: its
  *  config, copied). @p parts (an array of @p nparts, taken over) lists its partitions.
- *  @p commit: 0 only reports, 1 also commits on the destination. */
+ *  @p commit: 0 only reports, 1 also commits on the destination. Without @p cb, failures are
+ *  logged (WARN). */
 void gsync_submit(gsync_t *g, const char *connector, const char *group, const json_t *config,
                   gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg);
+
+/** The same for every source group whose whole name matches @p regex (groups.regex; the
+ *  source must answer ListGroups): the report is {"groups":[one report per group]}. */
+void gsync_submit_regex(gsync_t *g, const char *connector, const char *regex, const json_t *config,
+                        gsync_part_t *parts, int nparts, int commit, gsync_cb cb, void *arg);
 
 /** Queued or running jobs. */
 int gsync_pending(const gsync_t *g);

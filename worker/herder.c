@@ -763,7 +763,8 @@ ferr_code_t herder_groups(herder_t *h, const char *name, json_t **out, ferr_t *e
         return ferr_set(err, FERR_NOT_FOUND, "Connector %s not found", name);
     json_t *groups = repl_groups(cc->config);
     json_int_t interval = repl_group_interval_ms(cc->config);
-    *out = json_pack("{s:o,s:I}", "groups", groups, "interval_ms", interval);
+    const char *rx = json_string_value(json_object_get(cc->config, "groups.regex"));
+    *out = json_pack("{s:o,s:s,s:I}", "groups", groups, "regex", rx ? rx : "", "interval_ms", interval);
     return FERR_OK;
 }
 
@@ -783,7 +784,8 @@ static void on_gsync_tick(h2o_timeout_entry_t *entry)
         json_t *groups = repl_groups(cc->config);
         json_int_t interval = repl_group_interval_ms(cc->config);
         json_t *last = json_object_get(h->gsync_last, cc->name);
-        if (json_array_size(groups) == 0 || interval <= 0 ||
+        const char *rx = json_string_value(json_object_get(cc->config, "groups.regex"));
+        if ((json_array_size(groups) == 0 && !(rx && *rx)) || interval <= 0 ||
             (last && now - json_integer_value(last) < interval)) {
             json_decref(groups);
             continue;
@@ -795,6 +797,11 @@ static void on_gsync_tick(h2o_timeout_entry_t *entry)
             int n;
             gsync_part_t *parts = group_parts(h, cc, &n);
             gsync_submit(h->gsync, cc->name, json_string_value(g), cc->config, parts, n, 1, NULL, NULL);
+        }
+        if (rx && *rx) {
+            int n;
+            gsync_part_t *parts = group_parts(h, cc, &n);
+            gsync_submit_regex(h->gsync, cc->name, rx, cc->config, parts, n, 1, NULL, NULL);
         }
         json_decref(groups);
     }

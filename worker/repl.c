@@ -87,6 +87,10 @@ static const keydef_t defs[] = {
     {"groups", T_LIST, "", 0, "MEDIUM", "Consumer groups",
      "Consumer groups whose committed source offsets ferry translates to the destination copies "
      "and commits there (never backwards, never for a group active on the destination)."},
+    {"groups.regex", T_STRING, "", 0, "MEDIUM", "Consumer groups",
+     "POSIX extended regular expression: the source's consumer groups whose whole name matches "
+     "are translated too (needs ListGroups on the source cluster; name groups in groups where the "
+     "source cannot list them)."},
     {"sync.group.offsets.interval.ms", T_LONG, "60000", 0, "LOW", "Consumer groups",
      "How often the leader translates the groups named in groups while the connector runs; "
      "0 = only on demand (POST /connectors/{name}/groups/{group}/translate)."},
@@ -412,15 +416,15 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config,
         asprintf(&err, "Missing required configuration \"%s\" which has no default value.", n);
     else if (!strcmp(n, "topic.whitelist") && !list_nonempty(v) && !list_nonempty(cfg_str(config, "topic.regex")))
         asprintf(&err, "Either topic.whitelist or topic.regex must name at least one topic");
-    else if (!strcmp(n, "topic.regex") && *v) {
+    else if ((!strcmp(n, "topic.regex") || !strcmp(n, "groups.regex")) && *v) {
         regex_t re;
         int rc = regex_compile(&re, v);
         if (rc == REG_ESPACE)
-            asprintf(&err, "Invalid value %s for configuration topic.regex: too complex (more than "
+            asprintf(&err, "Invalid value %s for configuration %s: too complex (more than "
                            "%d nodes once repetitions are expanded, or a repetition such as (a*)* "
-                           "of something that can match the empty string)", v, REGEX_MAX_NODES);
+                           "of something that can match the empty string)", v, n, REGEX_MAX_NODES);
         else if (rc)
-            asprintf(&err, "Invalid value %s for configuration topic.regex: not a valid regular expression", v);
+            asprintf(&err, "Invalid value %s for configuration %s: not a valid regular expression", v, n);
         else
             regfree(&re);
     } else if (!strcmp(n, "topic.rename.format")) {
@@ -991,4 +995,9 @@ json_t *repl_groups(const json_t *config)
 long long repl_group_interval_ms(const json_t *config)
 {
     return cfg_ll(config, "sync.group.offsets.interval.ms");
+}
+
+int repl_regex_compile(regex_t *re, const char *rx)
+{
+    return regex_compile(re, rx);
 }

@@ -13,6 +13,7 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 #include <jansson.h>
+#include <regex.h>
 #include <stdint.h>
 
 #include "worker/ferr.h"
@@ -44,6 +45,9 @@ json_t *repl_config_defs(void);
 
 /** The consumer groups named in "groups" (trimmed, no duplicates). New reference. */
 json_t *repl_groups(const json_t *config);
+/** Compiles @p rx as a whole-name match (REG_EXTENDED | REG_NOSUB), refusing patterns too
+ *  complex to compile in bounded time and memory (REG_ESPACE). @returns 0 or a REG_ code. */
+int repl_regex_compile(regex_t *re, const char *rx);
 /** sync.group.offsets.interval.ms (0: translate only on demand). */
 long long repl_group_interval_ms(const json_t *config);
 
