@@ -29,6 +29,7 @@
 #include "worker/repl.h"
 #include "worker/rtask.h"
 #include "worker/store.h"
+#include "worker/wprod.h"
 
 typedef enum { HT_STARTING = 0, HT_RUNNING, HT_FAILED, HT_STOPPING } ht_state_t;
 
@@ -75,6 +76,7 @@ struct herder {
     const wconf_t *wc;
     h2o_loop_t *loop;
     store_t *store;
+    wprod_t *wprod; /* the destination producer shared by tasks; created with the first one */
     cstate_t *cs;
     json_t *statuses; /* status-topic key -> value */
     json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
@@ -482,6 +484,27 @@ static int assigned_tasks(herder_t *h)
  * ones keep their larger share (restarting them to shrink it would cost a pause and
  * duplicates), so until they restart the worker may exceed the budget by up to that
  * difference; when tasks leave, the remaining ones keep their smaller share. */
+/* The worker's shared destination producer for a task with this config, or NULL: a task
+ * keeps its own when it is transactional (a transactional.id per task) or sets producer keys
+ * of its own (producer.override.*, dest.kafka.*). Created with the first task that shares it
+ * and kept until the herder goes. If it cannot be created the task makes its own, which
+ * reports the same error as its failure. */
+static wprod_t *task_wprod(herder_t *h, const json_t *config)
+{
+    if (h->wc->eos_source)
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) if (!strncmp(k, "producer.override.", 18) ||
+                                                    !strncmp(k, "dest.kafka.", 11)) return NULL;
+    if (!h->wprod) {
+        ferr_t err = {0};
+        if (!(h->wprod = wprod_new(h->wc, rtask_delivery_cb, &err)))
+            FLOG(ERROR, WORKER, "%s", err.msg);
+    }
+    return h->wprod;
+}
+
 static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_tasks)
 {
     json_t *offs = task_offsets(h, t->name);
@@ -495,7 +518,8 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
                         .worker_tasks = worker_tasks,
                         .instance = t->instance,
                         .paused = cc->target == CSTATE_TARGET_PAUSED,
-                        .recv = &h->task_recv};
+                        .recv = &h->task_recv,
+                        .wprod = task_wprod(h, t->config)};
     t->rt = rtask_new(&p);
     json_decref(offs);
 }
@@ -842,10 +866,13 @@ void herder_destroy(herder_t *h)
     h->closing = 1;
     while (h->conns)
         conn_remove(h, h->conns);
+    if (h->wprod)
+        wprod_set_closing(h->wprod); /* past their graceful timeout, stopping tasks may purge it */
     for (htask_t *t = h->tasks; t; t = t->next)
         rtask_stop(t->rt);
     while (h->tasks)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
+    wprod_destroy(h->wprod);
     store_destroy(h->store, 5000);
     if (h->gsync) {
         h2o_timeout_unlink(&h->gsync_tick);
@@ -982,6 +1009,10 @@ void herder_fence(herder_t *h)
         t->state = HT_STOPPING;
         rtask_fence(t->rt);
     }
+    /* Every task sharing the producer is fenced (none appends any more): drop what they left
+     * in it. Tasks started later are unaffected; nothing else uses it. */
+    if (h->wprod)
+        wprod_purge(h->wprod);
     sweep_tasks(h);
     notify_change(h);
 }
@@ -1709,6 +1740,9 @@ void herder_metrics(herder_t *h, metrics_t *m)
         tasks += t->state == HT_RUNNING;
     for (hconn_t *c = h->conns; c; c = c->next)
         conns++;
+    metrics_family(m, "ferry_worker_send_retries_total", "counter",
+                   "Produce requests the worker's shared destination producer retried.");
+    metrics_sample(m, "ferry_worker_send_retries_total", NULL, h->wprod ? (double)wprod_retries(h->wprod) : 0);
     metrics_family(m, "ferry_worker_leader", "gauge", "1 if this worker leads its group.");
     metrics_sample(m, "ferry_worker_leader", NULL, herder_is_leader(h));
     metrics_family(m, "ferry_worker_generation", "gauge", "Highest group generation this worker has seen.");
