@@ -48,6 +48,7 @@ typedef struct htask {
     int id;
     json_t *config;
     rtask_t *rt;
+    wprod_t *wp; /* the shared producer it uses, or NULL */
     uint64_t instance;
     ht_state_t state;
     int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
@@ -77,6 +78,8 @@ struct herder {
     h2o_loop_t *loop;
     store_t *store;
     wprod_t *wprod; /* the destination producer shared by tasks; created with the first one */
+    wprod_t **wprod_old; /* failed shared producers some task still uses (see task_wprod) */
+    int nwprod_old;
     cstate_t *cs;
     json_t *statuses; /* status-topic key -> value */
     json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
@@ -497,6 +500,15 @@ static wprod_t *task_wprod(herder_t *h, const json_t *config)
     json_t *v;
     json_object_foreach((json_t *)config, k, v) if (!strncmp(k, "producer.override.", 18) ||
                                                     !strncmp(k, "dest.kafka.", 11)) return NULL;
+    if (h->wprod && wprod_failed(h->wprod)) {
+        char reason[512];
+        rd_kafka_fatal_error(wprod_handle(h->wprod), reason, sizeof reason);
+        FLOG(WARN, WORKER, "the shared destination producer failed (%s); tasks started from now on "
+             "use a new one", reason);
+        h->wprod_old = realloc(h->wprod_old, (h->nwprod_old + 1) * sizeof *h->wprod_old);
+        h->wprod_old[h->nwprod_old++] = h->wprod;
+        h->wprod = NULL;
+    }
     if (!h->wprod) {
         ferr_t err = {0};
         if (!(h->wprod = wprod_new(h->wc, rtask_delivery_cb, &err)))
@@ -519,7 +531,7 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
                         .instance = t->instance,
                         .paused = cc->target == CSTATE_TARGET_PAUSED,
                         .recv = &h->task_recv,
-                        .wprod = task_wprod(h, t->config)};
+                        .wprod = t->wp = task_wprod(h, t->config)};
     t->rt = rtask_new(&p);
     json_decref(offs);
 }
@@ -535,6 +547,16 @@ static void task_remove(herder_t *h, htask_t *t)
     json_decref(t->config);
     free(t->name);
     free(t);
+    /* a failed shared producer goes with the last task that used it */
+    for (int i = 0; i < h->nwprod_old; i++) {
+        int used = 0;
+        for (htask_t *o = h->tasks; o && !used; o = o->next)
+            used = o->wp == h->wprod_old[i];
+        if (!used) {
+            wprod_destroy(h->wprod_old[i]);
+            h->wprod_old[i--] = h->wprod_old[--h->nwprod_old];
+        }
+    }
 }
 
 /* Frees tasks that were asked to stop and whose thread has finished. */
@@ -868,11 +890,14 @@ void herder_destroy(herder_t *h)
         conn_remove(h, h->conns);
     if (h->wprod)
         wprod_set_closing(h->wprod); /* past their graceful timeout, stopping tasks may purge it */
+    for (int i = 0; i < h->nwprod_old; i++)
+        wprod_set_closing(h->wprod_old[i]);
     for (htask_t *t = h->tasks; t; t = t->next)
         rtask_stop(t->rt);
     while (h->tasks)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
-    wprod_destroy(h->wprod);
+    wprod_destroy(h->wprod); /* the failed ones went with their last task */
+    free(h->wprod_old);
     store_destroy(h->store, 5000);
     if (h->gsync) {
         h2o_timeout_unlink(&h->gsync_tick);
@@ -1013,6 +1038,8 @@ void herder_fence(herder_t *h)
      * in it. Tasks started later are unaffected; nothing else uses it. */
     if (h->wprod)
         wprod_purge(h->wprod);
+    for (int i = 0; i < h->nwprod_old; i++)
+        wprod_purge(h->wprod_old[i]);
     sweep_tasks(h);
     notify_change(h);
 }

@@ -114,6 +114,11 @@ int wprod_closing(const wprod_t *wp)
     return atomic_load(&((wprod_t *)wp)->closing);
 }
 
+int wprod_failed(const wprod_t *wp)
+{
+    return rd_kafka_fatal_error(wp->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 uint64_t wprod_retries(const wprod_t *wp)
 {
     return atomic_load(&((wprod_t *)wp)->retries);

@@ -40,6 +40,10 @@ void wprod_purge(wprod_t *wp);
  *  timeout may then purge the producer (every task is stopping anyway). */
 void wprod_set_closing(wprod_t *wp);
 int wprod_closing(const wprod_t *wp);
+/** 1 once the producer has raised a fatal error (an idempotence failure): it can append
+ *  nothing more, so the herder gives new tasks a new one and drops this one when its last task
+ *  is gone. */
+int wprod_failed(const wprod_t *wp);
 /** Produce requests the producer retried (librdkafka statistics, every 5 s). */
 uint64_t wprod_retries(const wprod_t *wp);
 /** Stops the poller and frees. Call after every task that used it has exited (none of their
