@@ -29,6 +29,7 @@
 #include "worker/repl.h"
 #include "worker/rtask.h"
 #include "worker/store.h"
+#include "worker/wprod.h"
 
 typedef enum { HT_STARTING = 0, HT_RUNNING, HT_FAILED, HT_STOPPING } ht_state_t;
 
@@ -47,6 +48,7 @@ typedef struct htask {
     int id;
     json_t *config;
     rtask_t *rt;
+    wprod_t *wp; /* the shared producer it uses, or NULL */
     uint64_t instance;
     ht_state_t state;
     int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
@@ -75,6 +77,9 @@ struct herder {
     const wconf_t *wc;
     h2o_loop_t *loop;
     store_t *store;
+    wprod_t *wprod; /* the destination producer shared by tasks; created with the first one */
+    wprod_t **wprod_old; /* failed shared producers some task still uses (see task_wprod) */
+    int nwprod_old;
     cstate_t *cs;
     json_t *statuses; /* status-topic key -> value */
     json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
@@ -482,6 +487,36 @@ static int assigned_tasks(herder_t *h)
  * ones keep their larger share (restarting them to shrink it would cost a pause and
  * duplicates), so until they restart the worker may exceed the budget by up to that
  * difference; when tasks leave, the remaining ones keep their smaller share. */
+/* The worker's shared destination producer for a task with this config, or NULL: a task
+ * keeps its own when it is transactional (a transactional.id per task) or sets producer keys
+ * of its own (producer.override.*, dest.kafka.*). Created with the first task that shares it
+ * and kept until the herder goes. If it cannot be created the task makes its own, which
+ * reports the same error as its failure. */
+static wprod_t *task_wprod(herder_t *h, const json_t *config)
+{
+    if (h->wc->eos_source)
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) if (!strncmp(k, "producer.override.", 18) ||
+                                                    !strncmp(k, "dest.kafka.", 11)) return NULL;
+    if (h->wprod && wprod_failed(h->wprod)) {
+        char reason[512];
+        rd_kafka_fatal_error(wprod_handle(h->wprod), reason, sizeof reason);
+        FLOG(WARN, WORKER, "the shared destination producer failed (%s); tasks started from now on "
+             "use a new one", reason);
+        h->wprod_old = realloc(h->wprod_old, (h->nwprod_old + 1) * sizeof *h->wprod_old);
+        h->wprod_old[h->nwprod_old++] = h->wprod;
+        h->wprod = NULL;
+    }
+    if (!h->wprod) {
+        ferr_t err = {0};
+        if (!(h->wprod = wprod_new(h->wc, rtask_delivery_cb, &err)))
+            FLOG(ERROR, WORKER, "%s", err.msg);
+    }
+    return h->wprod;
+}
+
 static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_tasks)
 {
     json_t *offs = task_offsets(h, t->name);
@@ -495,7 +530,8 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
                         .worker_tasks = worker_tasks,
                         .instance = t->instance,
                         .paused = cc->target == CSTATE_TARGET_PAUSED,
-                        .recv = &h->task_recv};
+                        .recv = &h->task_recv,
+                        .wprod = t->wp = task_wprod(h, t->config)};
     t->rt = rtask_new(&p);
     json_decref(offs);
 }
@@ -511,6 +547,16 @@ static void task_remove(herder_t *h, htask_t *t)
     json_decref(t->config);
     free(t->name);
     free(t);
+    /* a failed shared producer goes with the last task that used it */
+    for (int i = 0; i < h->nwprod_old; i++) {
+        int used = 0;
+        for (htask_t *o = h->tasks; o && !used; o = o->next)
+            used = o->wp == h->wprod_old[i];
+        if (!used) {
+            wprod_destroy(h->wprod_old[i]);
+            h->wprod_old[i--] = h->wprod_old[--h->nwprod_old];
+        }
+    }
 }
 
 /* Frees tasks that were asked to stop and whose thread has finished. */
@@ -849,10 +895,16 @@ void herder_destroy(herder_t *h)
     h->closing = 1;
     while (h->conns)
         conn_remove(h, h->conns);
+    if (h->wprod)
+        wprod_set_closing(h->wprod); /* past their graceful timeout, stopping tasks may purge it */
+    for (int i = 0; i < h->nwprod_old; i++)
+        wprod_set_closing(h->wprod_old[i]);
     for (htask_t *t = h->tasks; t; t = t->next)
         rtask_stop(t->rt);
     while (h->tasks)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
+    wprod_destroy(h->wprod); /* the failed ones went with their last task */
+    free(h->wprod_old);
     store_destroy(h->store, 5000);
     if (h->gsync) {
         h2o_timeout_unlink(&h->gsync_tick);
@@ -989,6 +1041,12 @@ void herder_fence(herder_t *h)
         t->state = HT_STOPPING;
         rtask_fence(t->rt);
     }
+    /* Every task sharing the producer is fenced (none appends any more): drop what they left
+     * in it. Tasks started later are unaffected; nothing else uses it. */
+    if (h->wprod)
+        wprod_purge(h->wprod);
+    for (int i = 0; i < h->nwprod_old; i++)
+        wprod_purge(h->wprod_old[i]);
     sweep_tasks(h);
     notify_change(h);
 }
@@ -1716,6 +1774,9 @@ void herder_metrics(herder_t *h, metrics_t *m)
         tasks += t->state == HT_RUNNING;
     for (hconn_t *c = h->conns; c; c = c->next)
         conns++;
+    metrics_family(m, "ferry_worker_send_retries_total", "counter",
+                   "Produce requests the worker's shared destination producer retried.");
+    metrics_sample(m, "ferry_worker_send_retries_total", NULL, h->wprod ? (double)wprod_retries(h->wprod) : 0);
     metrics_family(m, "ferry_worker_leader", "gauge", "1 if this worker leads its group.");
     metrics_sample(m, "ferry_worker_leader", NULL, herder_is_leader(h));
     metrics_family(m, "ferry_worker_generation", "gauge", "Highest group generation this worker has seen.");

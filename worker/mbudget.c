@@ -42,3 +42,9 @@ void mbudget_task_limits(int64_t budget_bytes, int ntasks, int64_t message_max_b
     if (user && user->producer_messages > 0)
         out->producer_messages = user->producer_messages;
 }
+
+void mbudget_worker_producer_limits(int64_t budget_bytes, int64_t message_max_bytes,
+                                    const mbudget_limits_t *user, mbudget_limits_t *out)
+{
+    mbudget_task_limits(budget_bytes, 1, message_max_bytes, user, out);
+}

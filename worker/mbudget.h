@@ -1,8 +1,9 @@
 /* mbudget: the worker-wide memory budget of the copy path (ferry.memory.budget.bytes).
  *
- * Each task has its own source consumer and destination producer, and librdkafka bounds
- * their buffers per client: the consumer's prefetch queue (queued.max.messages.kbytes) and
- * the producer's queue of records not yet acknowledged (queue.buffering.max.kbytes and
+ * Each task has its own source consumer; most share the worker's destination producer
+ * (wprod.h), some have their own (transactional, producer overrides). librdkafka bounds their
+ * buffers per client: the consumer's prefetch queue (queued.max.messages.kbytes) and the
+ * producer's queue of records not yet acknowledged (queue.buffering.max.kbytes and
  * .messages). A consumed record stays in memory until its copy is acknowledged (the
  * producer references its payload), so both bounds hold the same records at different
  * stages. Without a worker-wide bound a worker's memory grows with the number of tasks it
@@ -45,6 +46,18 @@ typedef struct mbudget_limits {
  */
 void mbudget_task_limits(int64_t budget_bytes, int ntasks, int64_t message_max_bytes,
                          const mbudget_limits_t *user, mbudget_limits_t *out);
+
+/**
+ * @brief The queue limits of the worker's shared destination producer (wprod.h).
+ *
+ * One worker-wide share instead of one per task: the producer half of the budget as if the
+ * worker ran one task (budget / 2, at least MBUDGET_FLOOR_KBYTES and one record of
+ * @p message_max_bytes); with @p budget_bytes 0 the former fixed producer defaults. The
+ * tasks' consumers keep their per-task half (mbudget_task_limits). Only the producer fields
+ * of @p out are meaningful.
+ */
+void mbudget_worker_producer_limits(int64_t budget_bytes, int64_t message_max_bytes,
+                                    const mbudget_limits_t *user, mbudget_limits_t *out);
 
 /** Bytes of producer budget per queued record (see mbudget_task_limits()). */
 #define MBUDGET_RECORD_COST 1024

@@ -1,9 +1,12 @@
 /* rtask: the replicator task thread. See rtask.h.
  *
  *   source consumer ──batch──▶ producev(no copy: the consumer message is the opaque)
- *        ▲                             │
- *        └── offsets written ◀── delivery report (destroys the consumer message,
- *            every flush interval     advances acked[p])
+ *        ▲                             │  (the worker's shared producer, or our own)
+ *        │                             ▼
+ *        │                  delivery report (poller thread): queued for this task
+ *        │                             │
+ *        └── offsets written ◀── drain (task thread: advances acked[p], the offset map,
+ *            every flush interval     destroys the consumer message)
  *
  * Memory is bounded on both sides: the consumer prefetch by queued.max.messages.kbytes,
  * the producer by queue.buffering.max.*; when the producer queue is full the thread
@@ -22,6 +25,7 @@
 #include "worker/mbudget.h"
 #include "worker/omap.h"
 #include "worker/repl.h"
+#include "worker/wprod.h"
 
 #define PROVENANCE_HEADER "__ferry.provenance"
 
@@ -42,6 +46,18 @@ typedef struct tpart {
     atomic_uint_fast64_t st_records, st_bytes;
     atomic_int_fast64_t st_next, st_hwm;
 } tpart_t;
+
+/* One delivery report, queued by rtask_delivery_cb for the task thread (see drain()). */
+typedef struct dres {
+    rd_kafka_message_t *src; /* the consumed record; NULL for an offset record */
+    int64_t dst_offset;
+    rd_kafka_resp_err_t err;
+} dres_t;
+
+typedef struct dqueue {
+    dres_t *v;
+    size_t n, cap;
+} dqueue_t;
 
 typedef struct ttopic {
     char *name, *target;
@@ -65,8 +81,22 @@ struct rtask {
     atomic_uint_fast64_t latency[RTASK_LATENCY_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_ms;
     atomic_int parts_ready; /* parts and topics are set up and stay until rtask_destroy */
+    /* Delivery reports cross from whichever thread polls the producer (the shared producer's
+     * poller, or this task's thread for its own producer) through this queue; the task thread
+     * applies them (drain). inflight: records and offset records produced and not reported
+     * yet (incremented by the task thread before producing, decremented when queued). */
+    pthread_mutex_t dq_lock;
+    pthread_cond_t dq_cond;
+    dqueue_t dq;    /* under dq_lock */
+    int dq_waiting; /* under dq_lock: the task thread waits on dq_cond */
+    atomic_int inflight;
+    /* Held by the task thread around each produce call and by rtask_fence: once rtask_fence
+     * returns, this task appends nothing more to a (shared) producer. */
+    pthread_mutex_t gate;
+    wprod_t *wp; /* the worker's shared producer, or NULL: the task has its own */
     /* thread-owned */
-    rd_kafka_t *cons, *prod;
+    dqueue_t dq_spare;
+    rd_kafka_t *cons, *prod; /* prod: our own, or wprod_handle(wp) */
     rd_kafka_topic_t *offset_rkt;
     ttopic_t *topics;
     int ntopics;
@@ -196,32 +226,57 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0;
 }
 
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* Offset records carry their task, tagged in the lowest bit, as their opaque; copied
+ * records carry the consumed message, whose topic handle (the task's consumer's) has the task
+ * as its opaque (make_clients). */
+#define OFFSET_OPAQUE(t) ((void *)((uintptr_t)(t) | 1))
+
+void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    rtask_t *t = opaque;
-    rd_kafka_message_t *src = m->_private;
+    (void)rk;
+    (void)opaque;
+    uintptr_t o = (uintptr_t)m->_private;
+    rd_kafka_message_t *src = o & 1 ? NULL : m->_private;
+    rtask_t *t = src ? rd_kafka_topic_opaque(src->rkt) : (rtask_t *)(o & ~(uintptr_t)1);
+    pthread_mutex_lock(&t->dq_lock);
+    if (t->dq.n == t->dq.cap) {
+        t->dq.cap = t->dq.cap ? 2 * t->dq.cap : 1024;
+        t->dq.v = realloc(t->dq.v, t->dq.cap * sizeof *t->dq.v);
+    }
+    t->dq.v[t->dq.n++] = (dres_t){.src = src, .dst_offset = m->offset, .err = m->err};
+    atomic_fetch_sub(&t->inflight, 1);
+    if (t->dq_waiting)
+        pthread_cond_signal(&t->dq_cond);
+    pthread_mutex_unlock(&t->dq_lock);
+}
+
+/* Applies one delivery report (task thread): advances the acknowledged offset and the offset
+ * map, counts, and frees the consumed record. */
+static void apply_report(rtask_t *t, const dres_t *r)
+{
+    rd_kafka_message_t *src = r->src;
     if (!src) { /* an offset record */
-        if (m->err)
+        if (r->err)
             FLOG(WARN, TASK, "task %s-%d: storing offsets failed: %s", t->connector, t->task,
-                 rd_kafka_err2str(m->err));
+                 rd_kafka_err2str(r->err));
         else
             atomic_fetch_add(&t->flushed, 1);
         return;
     }
-    if ((m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
-         m->err == RD_KAFKA_RESP_ERR__DESTROY) &&
+    tpart_t *tp = find_part(t, rd_kafka_topic_name(src->rkt), src->partition);
+    if ((r->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || r->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
+         r->err == RD_KAFKA_RESP_ERR__DESTROY) &&
         (atomic_load(&t->stop) || t->aborting)) {
         /* dropped on purpose by a stop, a fence or an aborted transaction: copied again by
          * the next owner, or by this task after it rewinds */
         t->purged++;
-    } else if (m->err) {
-        fail(t, "delivery to %s[%d] failed: %s", rd_kafka_topic_name(m->rkt), m->partition,
-             rd_kafka_err2str(m->err));
+    } else if (r->err) {
+        fail(t, "delivery to %s[%d] failed: %s", tp ? t->topics[tp->topic].target : "?", src->partition,
+             rd_kafka_err2str(r->err));
     } else if (!t->failed) {
-        tpart_t *tp = find_part(t, rd_kafka_topic_name(src->rkt), src->partition);
         if (tp && src->offset + 1 > tp->acked)
             tp->acked = src->offset + 1;
-        if (tp && omap_record(&tp->map, src->offset, m->offset))
+        if (tp && omap_record(&tp->map, src->offset, r->dst_offset))
             t->map_new = 1;
         atomic_fetch_add(&t->records, 1);
         atomic_fetch_add(&t->bytes, src->len + src->key_len);
@@ -233,6 +288,64 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         count_latency(t, src);
     }
     rd_kafka_message_destroy(src);
+}
+
+/* Applies every queued report, in the order they were reported (per partition: produce order). */
+static void drain(rtask_t *t)
+{
+    pthread_mutex_lock(&t->dq_lock);
+    dqueue_t got = t->dq;
+    t->dq = t->dq_spare;
+    t->dq.n = 0;
+    pthread_mutex_unlock(&t->dq_lock);
+    for (size_t i = 0; i < got.n; i++)
+        apply_report(t, &got.v[i]);
+    got.n = 0;
+    t->dq_spare = got;
+}
+
+/* Serves delivery reports for up to @p ms: polls our own producer, or waits for the shared
+ * producer's poller to queue some. */
+static void serve(rtask_t *t, int ms)
+{
+    if (!t->wp) {
+        rd_kafka_poll(t->prod, ms);
+    } else if (ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&t->dq_lock);
+        if (t->dq.n == 0) {
+            t->dq_waiting = 1;
+            pthread_cond_timedwait(&t->dq_cond, &t->dq_lock, &ts);
+            t->dq_waiting = 0;
+        }
+        pthread_mutex_unlock(&t->dq_lock);
+    }
+    drain(t);
+}
+
+/* Serves reports until none of this task's records is outstanding, for at most @p ms.
+ * @returns 1 if none is. */
+static int wait_inflight(rtask_t *t, int64_t ms)
+{
+    int64_t deadline = kutil_now_ms() + ms;
+    for (;;) {
+        drain(t);
+        if (atomic_load(&t->inflight) == 0) {
+            drain(t);
+            return 1;
+        }
+        int64_t left = deadline - kutil_now_ms();
+        if (left <= 0)
+            return 0;
+        serve(t, left < 100 ? (int)left : 100);
+    }
 }
 
 /* ---- setup -------------------------------------------------------------------------- */
@@ -341,12 +454,18 @@ static void apply_budget(rtask_t *t, rd_kafka_conf_t *pc, rd_kafka_conf_t *cc)
     kutil_conf_set(pc, "queue.buffering.max.kbytes", v, NULL, NULL);
     snprintf(v, sizeof v, "%lld", (long long)lim.producer_messages);
     kutil_conf_set(pc, "queue.buffering.max.messages", v, NULL, NULL);
-    FLOG(DEBUG, TASK, "task %s-%d: memory share of %d task(s): queued.max.messages.kbytes=%lld "
-         "queue.buffering.max.kbytes=%lld queue.buffering.max.messages=%lld", t->connector, t->task,
-         t->worker_tasks, (long long)lim.consumer_kbytes, (long long)lim.producer_kbytes,
-         (long long)lim.producer_messages);
+    if (t->wp) /* the shared producer has one worker-wide share (wprod.c) */
+        FLOG(DEBUG, TASK, "task %s-%d: memory share of %d task(s): queued.max.messages.kbytes=%lld",
+             t->connector, t->task, t->worker_tasks, (long long)lim.consumer_kbytes);
+    else
+        FLOG(DEBUG, TASK, "task %s-%d: memory share of %d task(s): queued.max.messages.kbytes=%lld "
+             "queue.buffering.max.kbytes=%lld queue.buffering.max.messages=%lld", t->connector, t->task,
+             t->worker_tasks, (long long)lim.consumer_kbytes, (long long)lim.producer_kbytes,
+             (long long)lim.producer_messages);
 }
 
+/* The source consumer, and the destination producer unless the task shares the worker's
+ * (then its conf is built only to check the keys and derive the budget, and dropped). */
 static int make_clients(rtask_t *t)
 {
     const wconf_t *wc = t->wc;
@@ -377,7 +496,7 @@ static int make_clients(rtask_t *t)
         return -1;
     }
     kutil_conf_set(pc, "bootstrap.servers", wc->bootstrap_servers, NULL, NULL);
-    rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+    rd_kafka_conf_set_dr_msg_cb(pc, rtask_delivery_cb);
     if (!kutil_conf_set(pc, "statistics.interval.ms", "5000", NULL, NULL))
         rd_kafka_conf_set_stats_cb(pc, stats_cb);
     rd_kafka_conf_set_opaque(pc, t);
@@ -398,8 +517,20 @@ static int make_clients(rtask_t *t)
         fail(t, "%s", err.msg);
         return -1;
     }
+    /* the delivery reports find the task through the consumed record's topic handle: every
+     * topic of our consumer gets the task as its opaque */
+    rd_kafka_topic_conf_t *tc = rd_kafka_conf_get_default_topic_conf(cc);
+    if (!tc) {
+        tc = rd_kafka_topic_conf_new();
+        rd_kafka_conf_set_default_topic_conf(cc, tc);
+        tc = rd_kafka_conf_get_default_topic_conf(cc);
+    }
+    rd_kafka_topic_conf_set_opaque(tc, t);
     apply_budget(t, pc, cc);
-    if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
+    if (t->wp) {
+        rd_kafka_conf_destroy(pc);
+        t->prod = wprod_handle(t->wp);
+    } else if (!(t->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
         rd_kafka_conf_destroy(cc);
         fail(t, "cannot create the destination producer: %s", e);
         return -1;
@@ -649,10 +780,17 @@ static void flush_offsets(rtask_t *t)
             continue;
         char *k = rtask_offset_key(t->connector, t->topics[tp->topic].name, tp->partition);
         char *v = rtask_offset_value(tp->acked, 0, &tp->map);
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
-                              RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FENCED;
+        pthread_mutex_lock(&t->gate);
+        if (!atomic_load(&t->fenced)) {
+            atomic_fetch_add(&t->inflight, 1);
+            e = rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->offset_rkt), RD_KAFKA_V_KEY(k, strlen(k)),
+                                  RD_KAFKA_V_VALUE(v, strlen(v)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE(OFFSET_OPAQUE(t)), RD_KAFKA_V_END);
+            if (e)
+                atomic_fetch_sub(&t->inflight, 1);
+        }
+        pthread_mutex_unlock(&t->gate);
         if (!e)
             tp->written = tp->acked;
         FLOG(DEBUG, TASK, "task %s-%d: offset %s -> %s (%s)", t->connector, t->task, k, v,
@@ -761,18 +899,27 @@ static void copy_one(rtask_t *t, rd_kafka_message_t *m)
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            t->prod, RD_KAFKA_V_RKT(t->topics[tp->topic].rkt), RD_KAFKA_V_PARTITION(m->partition),
-            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(m),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FENCED;
+        pthread_mutex_lock(&t->gate); /* see rtask_fence */
+        if (!atomic_load(&t->fenced)) {
+            atomic_fetch_add(&t->inflight, 1);
+            e = rd_kafka_producev(t->prod, RD_KAFKA_V_RKT(t->topics[tp->topic].rkt),
+                                  RD_KAFKA_V_PARTITION(m->partition), RD_KAFKA_V_KEY(m->key, m->key_len),
+                                  RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0),
+                                  RD_KAFKA_V_HEADERS(copy), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+            if (e)
+                atomic_fetch_sub(&t->inflight, 1);
+        }
+        pthread_mutex_unlock(&t->gate);
         if (!e)
             return; /* the producer owns the headers; the delivery report frees m */
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&t->stop)) {
-            rd_kafka_poll(t->prod, 10); /* back-pressure: wait for the destination */
+            /* back-pressure: wait for the destination. With the shared producer the queue may
+             * be full of other tasks' records; their reports free it up all the same. */
+            serve(t, 10);
             continue;
         }
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL && e != RD_KAFKA_RESP_ERR__FENCED)
             fail(t, "producing to %s[%d] failed: %s", t->topics[tp->topic].target, m->partition,
                  rd_kafka_err2str(e));
         if (copy)
@@ -817,6 +964,8 @@ static void txn_abort_and_rewind(rtask_t *t, const char *why)
          t->connector, t->task, why);
     t->aborting = 1;
     rd_kafka_error_t *e = rd_kafka_abort_transaction(t->prod, (int)t->wc->task_shutdown_timeout_ms);
+    rd_kafka_poll(t->prod, 0);
+    drain(t); /* the purged records' reports count as dropped while aborting is set */
     t->aborting = 0;
     t->txn_open = 0;
     if (e) {
@@ -845,7 +994,9 @@ static void txn_commit(rtask_t *t)
 {
     if (!t->txn_open)
         return;
-    if (rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_resp_err_t fe = rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+    drain(t);
+    if (fe != RD_KAFKA_RESP_ERR_NO_ERROR)
         return; /* the destination is slow or away: try again at the next boundary */
     if (t->failed)
         return;
@@ -898,7 +1049,7 @@ static void copy_loop(rtask_t *t)
             was_paused = paused;
         }
         if (paused) {
-            rd_kafka_poll(t->prod, 100);
+            serve(t, 100);
         } else {
             ssize_t n = 0;
             rd_kafka_message_t *first = rd_kafka_consumer_poll(t->cons, 100);
@@ -917,7 +1068,7 @@ static void copy_loop(rtask_t *t)
             }
             for (ssize_t i = 0; i < n; i++)
                 copy_one(t, batch[i]);
-            rd_kafka_poll(t->prod, 0);
+            serve(t, 0);
             if (n > 0 && t->txn_per_poll)
                 txn_commit(t);
         }
@@ -929,9 +1080,11 @@ static void copy_loop(rtask_t *t)
         /* Idle: store the position (and offset map) of what was copied once everything is
          * acknowledged, instead of waiting for the interval — a consumer cut-over waits for it. */
         int idle = last_record > 0 && now - last_record >= IDLE_FLUSH_MS && !t->txn &&
-                   rd_kafka_outq_len(t->prod) == 0;
-        if (idle)
+                   atomic_load(&t->inflight) == 0;
+        if (idle) {
+            drain(t); /* every report is queued: apply them all before storing */
             last_record = 0;
+        }
         /* A new segment is stored at once: a successor extends the stored map over what it
          * finds at the destination only from a known segment (resume_from_destination). */
         if (t->map_new && !t->txn) {
@@ -950,6 +1103,38 @@ static void copy_loop(rtask_t *t)
     rd_kafka_queue_destroy(q);
 }
 
+/* Shared producer: waits until no record or offset record of this task is outstanding. The
+ * task must not go before that: the next owner of its partitions reads the destination's end
+ * only once this task can no longer append there, and the consumed records the reports free
+ * belong to our consumer. The shared producer cannot drop one task's records, so past the
+ * graceful timeouts this keeps waiting (a destination outage during a rebalance delays the
+ * handover until the records are written); a fence or the worker's shutdown purges the
+ * producer, which ends the wait at once. */
+static void settle_shared(rtask_t *t)
+{
+    int warned = 0, purged = 0;
+    while (!wait_inflight(t, 1000)) {
+        if (wprod_closing(t->wp) && !purged) {
+            FLOG(WARN, TASK, "task %s-%d: %d record(s) still unacknowledged at shutdown; dropping "
+                 "every unsent record of the worker", t->connector, t->task, atomic_load(&t->inflight));
+            wprod_purge(t->wp);
+            purged = 1;
+        } else if (!warned++ && !atomic_load(&t->fenced)) {
+            FLOG(WARN, TASK, "task %s-%d: %d record(s) still unacknowledged after the graceful timeout; "
+                 "waiting for them before releasing the partitions", t->connector, t->task,
+                 atomic_load(&t->inflight));
+        }
+    }
+    if (warned && !purged && !atomic_load(&t->fenced) && !t->failed) {
+        flush_offsets(t); /* what was acknowledged late */
+        while (!wait_inflight(t, 1000))
+            if (wprod_closing(t->wp) && !purged) {
+                wprod_purge(t->wp);
+                purged = 1;
+            }
+    }
+}
+
 static void shutdown_clients(rtask_t *t)
 {
     if (t->cons) {
@@ -958,30 +1143,45 @@ static void shutdown_clients(rtask_t *t)
     }
     if (t->prod) {
         /* Finish in-flight batches, then store the offsets they acknowledged; a fenced task
-         * drops what it has not sent instead. */
-        if (!atomic_load(&t->fenced) && t->txn) {
-            txn_commit(t);
-        } else if (!atomic_load(&t->fenced)) {
-            rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
-            flush_offsets(t);
-            rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+         * drops what it has not sent instead (for the shared producer herder_fence purged it,
+         * after rtask_fence closed the gate of every task). */
+        if (t->wp) {
+            if (!atomic_load(&t->fenced)) {
+                wait_inflight(t, t->wc->task_shutdown_timeout_ms);
+                flush_offsets(t);
+                wait_inflight(t, t->wc->offset_flush_timeout_ms);
+            }
+            settle_shared(t);
+        } else {
+            if (!atomic_load(&t->fenced) && t->txn) {
+                txn_commit(t);
+            } else if (!atomic_load(&t->fenced)) {
+                rd_kafka_flush(t->prod, (int)t->wc->task_shutdown_timeout_ms);
+                drain(t);
+                flush_offsets(t);
+                rd_kafka_flush(t->prod, (int)t->wc->offset_flush_timeout_ms);
+            }
+            rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_poll(t->prod, 0);
+            drain(t);
         }
-        rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(t->prod, 0);
-        if (t->purged)
-            FLOG(INFO, TASK, "task %s-%d dropped %llu unsent record(s); their offsets were not stored, "
-                 "so the next owner copies them", t->connector, t->task, (unsigned long long)t->purged);
         for (int i = 0; i < t->ntopics; i++)
             if (t->topics[i].rkt)
                 rd_kafka_topic_destroy(t->topics[i].rkt);
         if (t->offset_rkt)
             rd_kafka_topic_destroy(t->offset_rkt);
-        rd_kafka_destroy(t->prod);
+        if (!t->wp) {
+            rd_kafka_destroy(t->prod);
+            drain(t); /* reports the destruction served, if any */
+        }
+        if (t->purged)
+            FLOG(INFO, TASK, "task %s-%d dropped %llu unsent record(s); their offsets were not stored, "
+                 "so the next owner copies them", t->connector, t->task, (unsigned long long)t->purged);
     }
     if (t->cons)
         rd_kafka_destroy(t->cons);
     if (t->owning)
-        log_ownership(t, "release"); /* the producer is gone: nothing more can be written */
+        log_ownership(t, "release"); /* nothing more of this task can be written */
 }
 
 static void *task_main(void *arg)
@@ -1016,6 +1216,10 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->wc = p->wc;
     t->worker_tasks = p->worker_tasks;
     t->recv = p->recv;
+    t->wp = p->wprod;
+    pthread_mutex_init(&t->dq_lock, NULL);
+    pthread_cond_init(&t->dq_cond, NULL);
+    pthread_mutex_init(&t->gate, NULL);
     wconf_worker_id(p->wc, t->worker_id, sizeof t->worker_id);
     atomic_store(&t->paused, p->paused);
     t->provenance = !strcasecmp(cfg(t, "provenance.header.enable", "false"), "true");
@@ -1047,8 +1251,10 @@ void rtask_stop(rtask_t *t)
 
 void rtask_fence(rtask_t *t)
 {
+    pthread_mutex_lock(&t->gate); /* waits for a produce call under way */
     atomic_store(&t->fenced, 1);
     atomic_store(&t->stop, 1);
+    pthread_mutex_unlock(&t->gate);
 }
 
 void rtask_destroy(rtask_t *t)
@@ -1064,6 +1270,11 @@ void rtask_destroy(rtask_t *t)
     }
     free(t->topics);
     free(t->parts);
+    free(t->dq.v);
+    free(t->dq_spare.v);
+    pthread_mutex_destroy(&t->dq_lock);
+    pthread_cond_destroy(&t->dq_cond);
+    pthread_mutex_destroy(&t->gate);
     json_decref(t->config);
     json_decref(t->offsets);
     free(t->connector);

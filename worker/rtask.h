@@ -1,10 +1,13 @@
 /* rtask: one EMRReplicatorSourceTask — copies a set of source topic-partitions to the
  * destination cluster and stores source offsets in the offset storage topic.
  *
- * Threads: each task owns one thread, its source consumer and its destination producer.
- * Delivery reports run on that thread (it calls rd_kafka_poll on its producer), so the
- * per-partition acknowledged offsets need no lock. The owner (the herder, on the h2o loop
- * thread) talks to it only through atomic flags (pause, stop) and receives rtask_ev_t
+ * Threads: each task owns one thread and its source consumer. Its destination producer is
+ * the worker's shared one (wprod.h, polled by its own thread), or its own when it is
+ * transactional or sets producer.override.* / dest.kafka.* keys (polled by the task thread).
+ * Either way delivery reports (rtask_delivery_cb) only queue a compact result for the task
+ * thread, which applies them, so the per-partition acknowledged offsets and offset maps are
+ * touched by the task thread alone and need no lock. The owner (the herder, on the h2o loop
+ * thread) talks to it only through atomic flags (pause, stop, fence) and receives rtask_ev_t
  * messages through a multithread receiver.
  *
  * Offsets: a source offset is written only after the destination acknowledged every
@@ -21,6 +24,7 @@
 
 #include "worker/omap.h"
 #include "worker/wconf.h"
+#include "worker/wprod.h"
 
 typedef enum {
     RTASK_EV_RUNNING = 1, /* started copying */
@@ -51,6 +55,8 @@ typedef struct rtask_params {
     uint64_t instance;
     int paused;
     h2o_multithread_receiver_t *recv;
+    wprod_t *wprod;        /* the worker's shared producer (must outlive the task), or NULL:
+                              the task creates its own (transactional mode, producer overrides) */
 } rtask_params_t;
 
 /** Upper bounds (seconds) of the replication-latency histogram: time from a record's source
@@ -81,8 +87,15 @@ void rtask_set_paused(rtask_t *t, int paused);
 /** Asks the thread to stop gracefully (flush, store offsets); an EXITED event follows. */
 void rtask_stop(rtask_t *t);
 /** Stops at once: unsent records are dropped and no offsets are written (the worker lost its
- *  claim on the partitions). An EXITED event follows. */
+ *  claim on the partitions). An EXITED event follows. When it returns the task appends no
+ *  further record or offset record to any producer. Worker-wide: the caller fences every task
+ *  that shares a producer, then purges that producer (wprod_purge), which drops their unsent
+ *  records; purged reports never advance offsets. A task with its own producer purges it. */
 void rtask_fence(rtask_t *t);
+/** Delivery report callback of every producer tasks use, the shared one included (any thread):
+ *  routes the report to its task (a copied record's opaque is the consumed message, whose
+ *  topic handle's opaque is the task; an offset record's is the tagged task) and queues it there. */
+void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 /** Joins and frees; call after EXITED (or it waits). Accepts NULL. */
 void rtask_destroy(rtask_t *t);
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);
