@@ -27,6 +27,19 @@ rd_kafka_conf_t *kutil_conf_new(const char *bootstrap)
     return conf;
 }
 
+rd_kafka_conf_t *kutil_copy_producer_conf(const char *bootstrap, const char *client_id)
+{
+    rd_kafka_conf_t *pc = kutil_conf_new(bootstrap);
+    kutil_conf_set(pc, "client.id", client_id, NULL, NULL);
+    kutil_conf_set(pc, "enable.idempotence", "true", NULL, NULL);
+    kutil_conf_set(pc, "linger.ms", "5", NULL, NULL);
+    kutil_conf_set(pc, "batch.num.messages", "10000", NULL, NULL);
+    kutil_conf_set(pc, "batch.size", "1000000", NULL, NULL);
+    kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
+    kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
+    return pc;
+}
+
 ferr_code_t kutil_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                            const char *origin, ferr_t *err)
 {

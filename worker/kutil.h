@@ -13,6 +13,10 @@
 
 /** A new conf with ferry's log callback and @p bootstrap set. */
 rd_kafka_conf_t *kutil_conf_new(const char *bootstrap);
+/** A conf for a destination producer that copies records (a task's own or the worker's shared
+ *  one): idempotent, batching, retrying through outages (message.timeout.ms=0), and
+ *  murmur2_random as Kafka's Java clients partition. User layers are applied on top. */
+rd_kafka_conf_t *kutil_copy_producer_conf(const char *bootstrap, const char *client_id);
 /** Sets one property; on failure fills @p err naming @p origin (e.g. "producer.") and the key. */
 ferr_code_t kutil_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                            const char *origin, ferr_t *err);

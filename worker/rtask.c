@@ -471,16 +471,9 @@ static int make_clients(rtask_t *t)
     const wconf_t *wc = t->wc;
     ferr_t err = {0};
     char e[512];
-    rd_kafka_conf_t *pc = kutil_conf_new(wc->bootstrap_servers);
     char cid[300];
     snprintf(cid, sizeof cid, "ferry-%s-%d", t->connector, t->task);
-    kutil_conf_set(pc, "client.id", cid, NULL, NULL);
-    kutil_conf_set(pc, "enable.idempotence", "true", NULL, NULL);
-    kutil_conf_set(pc, "linger.ms", "5", NULL, NULL);
-    kutil_conf_set(pc, "batch.num.messages", "10000", NULL, NULL);
-    kutil_conf_set(pc, "batch.size", "1000000", NULL, NULL);
-    kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
-    kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
+    rd_kafka_conf_t *pc = kutil_copy_producer_conf(wc->bootstrap_servers, cid);
     if (t->txn) {
         /* Kafka Connect's transactional id for a source task (KIP-618): a new owner's
          * init_transactions() bumps the epoch and fences every older producer of this task. */

@@ -65,15 +65,8 @@ wprod_t *wprod_new(const wconf_t *wc, wprod_dr_fn *dr, ferr_t *err)
 {
     wprod_t *wp = calloc(1, sizeof *wp);
     char e[512];
-    rd_kafka_conf_t *pc = kutil_conf_new(wc->bootstrap_servers);
     /* the same settings as a task's own producer (rtask.c, make_clients) */
-    kutil_conf_set(pc, "client.id", "ferry-producer", NULL, NULL);
-    kutil_conf_set(pc, "enable.idempotence", "true", NULL, NULL);
-    kutil_conf_set(pc, "linger.ms", "5", NULL, NULL);
-    kutil_conf_set(pc, "batch.num.messages", "10000", NULL, NULL);
-    kutil_conf_set(pc, "batch.size", "1000000", NULL, NULL);
-    kutil_conf_set(pc, "message.timeout.ms", "0", NULL, NULL); /* retry through outages */
-    kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
+    rd_kafka_conf_t *pc = kutil_copy_producer_conf(wc->bootstrap_servers, "ferry-producer");
     if (kutil_conf_apply(pc, wc->common, "", err) || kutil_conf_apply(pc, wc->producer, "producer.", err)) {
         rd_kafka_conf_destroy(pc);
         free(wp);
