@@ -145,6 +145,12 @@ static void probe_ahead(rd_kafka_t *src, gsync_part_t *parts, int n, const int64
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Translations that say exactly where the group continues: the only ones committed. */
+static int certain(omap_kind_t k)
+{
+    return k == OMAP_EXACT || k == OMAP_GAP || k == OMAP_END;
+}
+
 static const char *refusal(rd_kafka_resp_err_t e)
 {
     switch (e) {
@@ -198,8 +204,7 @@ static void run_job(gsync_t *g, gjob_t *j)
     rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new(n ? n : 1);
     int *in_cl = calloc(n ? n : 1, sizeof *in_cl);
     for (int i = 0; i < n; i++) {
-        int certain = tr[i].kind == OMAP_EXACT || tr[i].kind == OMAP_GAP || tr[i].kind == OMAP_END;
-        if (j->commit && certain && tr[i].dst >= 0 && tr[i].dst > cur[i]) {
+        if (j->commit && certain(tr[i].kind) && tr[i].dst >= 0 && tr[i].dst > cur[i]) {
             rd_kafka_topic_partition_list_add(cl, j->parts[i].target, j->parts[i].partition)->offset = tr[i].dst;
             in_cl[i] = cl->cnt;
         }
@@ -221,8 +226,7 @@ static void run_job(gsync_t *g, gjob_t *j)
         json_object_set_new(o, "copy_lag", hi[i] >= 0 && p->copied >= 0
                                                ? json_integer(hi[i] > p->copied ? hi[i] - p->copied : 0)
                                                : json_null());
-        int certain = tr[i].kind == OMAP_EXACT || tr[i].kind == OMAP_GAP || tr[i].kind == OMAP_END;
-        json_object_set_new(o, "destination_offset", pos[i] >= 0 && certain ? json_integer(tr[i].dst) : json_null());
+        json_object_set_new(o, "destination_offset", pos[i] >= 0 && certain(tr[i].kind) ? json_integer(tr[i].dst) : json_null());
         json_object_set_new(o, "destination_committed", cur[i] >= 0 ? json_integer(cur[i]) : json_null());
         if (tr[i].kind == OMAP_GAP)
             json_object_set_new(o, "skipped", json_integer(tr[i].skipped));

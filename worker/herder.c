@@ -707,37 +707,48 @@ static void on_task_events(h2o_multithread_receiver_t *recv, h2o_linklist_t *mes
 
 /* ---- consumer-group translation (gsync) ---------------------------------------------- */
 
+/* The index of @p topic[@p partition] in @p *parts (grown as needed), added if new; @p seen
+ * maps "topic\tpartition" to indexes. */
+typedef struct part_set {
+    gsync_part_t *parts;
+    int n, cap;
+    json_t *seen;
+    const char *fmt;
+} part_set_t;
+
+static gsync_part_t *part_add(part_set_t *ps, const char *topic, int32_t partition)
+{
+    char *key = fmt("%s\t%d", topic, (int)partition);
+    json_t *idx = json_object_get(ps->seen, key);
+    if (!idx) {
+        if (ps->n == ps->cap)
+            ps->parts = realloc(ps->parts, (ps->cap = ps->cap ? ps->cap * 2 : 16) * sizeof *ps->parts);
+        gsync_part_t *gp = &ps->parts[ps->n];
+        memset(gp, 0, sizeof *gp);
+        gp->topic = strdup(topic);
+        gp->target = repl_rename(ps->fmt, topic);
+        gp->partition = partition;
+        gp->copied = -1;
+        json_object_set_new(ps->seen, key, idx = json_integer(ps->n++));
+    }
+    free(key);
+    return &ps->parts[json_integer_value(idx)];
+}
+
 /* Every partition of a connector that its task configs name or that has a stored offset, with
  * the stored copy position and offset map: what gsync needs, copied out of the snapshots. */
 static gsync_part_t *group_parts(herder_t *h, cstate_conn_t *cc, int *n_out)
 {
-    const char *fmt_ = json_string_value(json_object_get(cc->config, "topic.rename.format"));
-    json_t *seen = json_object(); /* "topic\tpartition" -> index */
-    int n = 0, cap = 16;
-    gsync_part_t *parts = calloc(cap, sizeof *parts);
+    const char *rename = json_string_value(json_object_get(cc->config, "topic.rename.format"));
+    part_set_t ps = {.seen = json_object(), .fmt = rename ? rename : "${topic}.replica"};
     size_t i, k;
     json_t *tc, *e;
-#define ADD_PART(topic_, part_)                                                                    \
-    do {                                                                                           \
-        char *key_ = fmt("%s\t%d", (topic_), (int)(part_));                                        \
-        if (!json_object_get(seen, key_)) {                                                        \
-            if (n == cap)                                                                          \
-                parts = realloc(parts, (cap *= 2) * sizeof *parts);                                \
-            memset(&parts[n], 0, sizeof parts[n]);                                                 \
-            parts[n].topic = strdup(topic_);                                                       \
-            parts[n].target = repl_rename(fmt_ ? fmt_ : "${topic}.replica", topic_);               \
-            parts[n].partition = (int32_t)(part_);                                                 \
-            parts[n].copied = -1;                                                                  \
-            json_object_set_new(seen, key_, json_integer(n++));                                    \
-        }                                                                                          \
-        free(key_);                                                                                \
-    } while (0)
     json_array_foreach(cc->tasks, i, tc) {
         json_t *list = repl_parse_partitions(json_string_value(json_object_get(tc, REPL_TASK_PARTITIONS)));
         json_array_foreach(list, k, e) {
             const char *topic = json_string_value(json_array_get(e, 0));
             if (topic)
-                ADD_PART(topic, json_integer_value(json_array_get(e, 1)));
+                part_add(&ps, topic, (int32_t)json_integer_value(json_array_get(e, 1)));
         }
         json_decref(list);
     }
@@ -748,22 +759,17 @@ static gsync_part_t *group_parts(herder_t *h, cstate_conn_t *cc, int *n_out)
             continue;
         json_t *part = json_object_get(v, "partition"), *value = json_object_get(v, "offset");
         const char *topic = json_string_value(json_object_get(part, "topic"));
-        json_int_t p = json_integer_value(json_object_get(part, "partition"));
         if (!topic)
             continue;
-        ADD_PART(topic, p);
-        char *sk = fmt("%s\t%d", topic, (int)p);
-        gsync_part_t *gp = &parts[json_integer_value(json_object_get(seen, sk))];
-        free(sk);
+        gsync_part_t *gp = part_add(&ps, topic, (int32_t)json_integer_value(json_object_get(part, "partition")));
         json_t *off = json_object_get(value, "offset");
         gp->copied = json_is_integer(off) ? json_integer_value(off) : -1;
         if (omap_from_json(&gp->map, value))
             FLOG(WARN, WORKER, "connector %s: the offset map stored for %s is malformed", cc->name, key);
     }
-#undef ADD_PART
-    json_decref(seen);
-    *n_out = n;
-    return parts;
+    json_decref(ps.seen);
+    *n_out = ps.n;
+    return ps.parts ? ps.parts : calloc(1, sizeof *ps.parts);
 }
 
 typedef struct gjob_req {
