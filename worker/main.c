@@ -49,6 +49,20 @@ static void on_sig_readable(h2o_socket_t *sock, const char *err)
     h2o_socket_read_stop(sock);
 }
 
+/* Runs the loop until a stop signal. epoll_wait fails with EINTR whenever a signal handler ran
+ * or the process was stopped and continued (SIGSTOP/SIGCONT, a debugger attaching): that is
+ * not a reason to stop. Any other failure is, and is an error exit. @returns 0 or -1. */
+static int run_loop(h2o_evloop_t *loop)
+{
+    while (!stopping) {
+        if (h2o_evloop_run(loop, 1000) == 0 || errno == EINTR)
+            continue;
+        FLOG(ERROR, WORKER, "the event loop failed: %s; stopping", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -230,8 +244,8 @@ int main(int argc, char **argv)
         FLOG(INFO, WORKER, "ferry-worker %s listening on %s://%s:%d (worker id %s)", FERRY_VERSION,
              wc->listener_scheme, *wc->listener_host ? wc->listener_host : "0.0.0.0",
              wc->listener_port, herder_worker_id(h));
-        while (!stopping && h2o_evloop_run(loop, 1000) == 0)
-            ;
+        if (run_loop(loop))
+            rc = 1;
         /* Graceful stop: stop tasks while still a member (no one else may take them yet), each
          * flushing its producer and storing offsets, then leave the group. */
         FLOG(INFO, WORKER, "stopping: finishing in-flight batches and storing offsets");
