@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "worker/cpolicy.h"
 #include "worker/flog.h"
 
 /* Runs on librdkafka's internal threads: only formats and writes a line (flog is thread-safe). */
@@ -78,6 +79,10 @@ ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
     json_object_foreach((json_t *)cfg, k, v) {
         if (strncmp(k, prefix, pl) || !k[pl] || !json_is_string(v))
             continue;
+        /* the one door from connector configs (REST) into librdkafka: see cpolicy.h */
+        char why[1024];
+        if (cpolicy_check_safe(cfg, k, why, sizeof why))
+            return ferr_set(err, FERR_INVALID, "%s", why);
         ferr_code_t rc = kutil_conf_set(conf, k + pl, json_string_value(v), prefix, err);
         if (rc)
             return rc;

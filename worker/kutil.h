@@ -23,7 +23,9 @@ ferr_code_t kutil_conf_set(rd_kafka_conf_t *conf, const char *key, const char *v
 /** Applies every property of @p p (may be NULL). */
 ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char *origin,
                              ferr_t *err);
-/** Applies the string values of @p cfg whose key starts with @p prefix, with the prefix removed. */
+/** Applies the string values of @p cfg (a connector config) whose key starts with @p prefix,
+ *  with the prefix removed. A key the fixed allow-list of cpolicy.h refuses is not applied:
+ *  FERR_INVALID with the reason, whatever validated the config before. */
 ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
                                       const char *prefix, ferr_t *err);
 

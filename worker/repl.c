@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "worker/cpolicy.h"
 #include "worker/flog.h"
 #include "worker/gsync.h"
 #include "worker/kutil.h"
@@ -483,6 +484,46 @@ json_t *repl_config_defs(void)
     return a;
 }
 
+static int is_def(const char *key)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (!strcmp(defs[i].name, key))
+            return 1;
+    return 0;
+}
+
+/* Kafka client settings (src.kafka.*, src.consumer.*, dest.kafka.*, producer.override.*): one
+ * ConfigInfo each, as Kafka Connect lists client overrides, checked by cpolicy. */
+static int validate_client_keys(const json_t *config, const wconf_t *wc, json_t *configs, FILE *mf)
+{
+    int nerr = 0, order = (int)NDEFS;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) {
+        const char *sub, *prefix = cpolicy_prefix(k, &sub);
+        if (!prefix || is_def(k))
+            continue;
+        char msg[1024];
+        json_t *errs = json_array();
+        if (cpolicy_check(wc ? &wc->client_policy : NULL, config, k, msg, sizeof msg)) {
+            json_array_append_new(errs, json_string(msg));
+            fprintf(mf, "%s\n", msg);
+            nerr++;
+        }
+        char doc[512];
+        snprintf(doc, sizeof doc, "librdkafka property %s of the %s clients.", sub,
+                 !strncmp(prefix, "src.", 4) ? "source" : "destination");
+        keydef_t d = {k, wconf_is_secret(k) ? T_PASSWORD : T_STRING, NULL, 0, "LOW",
+                      !strncmp(prefix, "src.", 4) ? "Source" : "Destination", doc};
+        const char *val = json_string_value(v);
+        json_array_append_new(configs, json_pack("{s:o,s:{s:s,s:s?,s:[],s:o,s:b}}", "definition",
+                                                 definition_json(&d, ++order), "value", "name", k, "value",
+                                                 val && wconf_is_secret(k) ? "[hidden]" : val,
+                                                 "recommended_values", "errors", errs, "visible", 1));
+    }
+    return nerr;
+}
+
 int repl_validate(const json_t *config, const wconf_t *wc, json_t **infos_out, char **msgs_out)
 {
     json_t *configs = json_array();
@@ -518,6 +559,7 @@ int repl_validate(const json_t *config, const wconf_t *wc, json_t **infos_out, c
                                         "value", v ? v : d->def, "recommended_values", "errors",
                                         errs, "visible", 1));
     }
+    nerr += validate_client_keys(config, wc, configs, mf);
     fclose(mf);
     if (infos_out)
         *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
