@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "worker/flog.h"
+#include "worker/isig.h"
 #include "worker/mbudget.h"
 
 #define DEFAULT_LISTENERS "http://:8083"
@@ -60,6 +61,7 @@ static const char *const known_keys[] = {
     "rest.basic.auth.credentials.file", "rest.basic.auth.internal.user", /* rest/sec.c */
     "inter.worker.key.generation.algorithm", "inter.worker.key.size", "inter.worker.key.ttl.ms",
     "inter.worker.signature.algorithm", "inter.worker.verification.algorithms",
+    "connector.client.config.override.allowlist",
     "metric.reporters", "auto.include.jmx.reporter", "request.timeout.ms", "send.buffer.bytes",
     "receive.buffer.bytes", "socket.connection.setup.timeout.max.ms",
 };
@@ -543,6 +545,123 @@ static ferr_code_t get_zk(const props_t *p, wconf_t *c, ferr_t *err)
     return FERR_OK;
 }
 
+/* ---- lists, connector client overrides, internal request signing, limits ---- */
+
+/* A LIST as Kafka's ConfigDef splits it: comma-separated, each entry trimmed, empty ones
+ * dropped. NULL-terminated, owned (free with free_list). */
+static char **split_list(const char *v)
+{
+    size_t n = 0, cap = 4;
+    char **out = calloc(cap, sizeof *out);
+    char *dup = xstrdup(v ? v : ""), *save = NULL;
+    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *t = trimdup(tok);
+        if (!*t) {
+            free(t);
+            continue;
+        }
+        if (n + 2 > cap)
+            out = realloc(out, (cap *= 2) * sizeof *out);
+        if (!out)
+            abort();
+        out[n++] = t;
+    }
+    out[n] = NULL;
+    free(dup);
+    return out;
+}
+
+static void free_list(char **l)
+{
+    for (size_t i = 0; l && l[i]; i++)
+        free(l[i]);
+    free(l);
+}
+
+static ferr_code_t get_client_policy(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    char *name = NULL;
+    get_str(p, "connector.client.config.override.policy", "All", &name, err);
+    int bad = cpolicy_parse(name, &c->client_policy.kind);
+    ferr_code_t rc = bad ? invalid(err, "connector.client.config.override.policy", name,
+                                   "Class could not be found: ferry's policies are None, Principal, All "
+                                   "and Allowlist (KIP-1188)")
+                         : FERR_OK;
+    free(name);
+    c->client_allowlist = split_list(props_get(p, "connector.client.config.override.allowlist"));
+    c->client_policy.allow = (const char *const *)c->client_allowlist;
+    return rc;
+}
+
+static ferr_code_t get_isig(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    ferr_code_t rc;
+    char *proto = NULL;
+    get_str(p, "connect.protocol", "sessioned", &proto, err);
+    c->isig_enabled = !strcasecmp(proto, "sessioned");
+    int proto_ok = c->isig_enabled || !strcasecmp(proto, "compatible") || !strcasecmp(proto, "eager");
+    rc = proto_ok ? FERR_OK : invalid(err, "connect.protocol", proto,
+                                      "String must be one of (case insensitive): EAGER, COMPATIBLE, SESSIONED");
+    free(proto);
+    if (rc)
+        return rc;
+    get_str(p, "inter.worker.key.generation.algorithm", "HmacSHA256", &c->isig_key_algorithm, err);
+    get_str(p, "inter.worker.signature.algorithm", "HmacSHA256", &c->isig_algorithm, err);
+    static const char *const why = "the algorithm is not supported by this worker; the supported algorithms "
+                                   "are: HmacSHA1, HmacSHA224, HmacSHA256, HmacSHA384, HmacSHA512";
+    if (!isig_algorithm_ok(c->isig_key_algorithm))
+        return invalid(err, "inter.worker.key.generation.algorithm", c->isig_key_algorithm, why);
+    if (!isig_algorithm_ok(c->isig_algorithm))
+        return invalid(err, "inter.worker.signature.algorithm", c->isig_algorithm, why);
+    const char *vl = props_get(p, "inter.worker.verification.algorithms");
+    c->isig_verify = split_list(vl ? vl : "HmacSHA256");
+    if (!c->isig_verify[0])
+        return invalid(err, "inter.worker.verification.algorithms", vl,
+                       "At least one signature verification algorithm must be provided");
+    int has_sig = 0;
+    for (size_t i = 0; c->isig_verify[i]; i++) {
+        if (!isig_algorithm_ok(c->isig_verify[i]))
+            return invalid(err, "inter.worker.verification.algorithms", c->isig_verify[i], why);
+        has_sig |= !strcmp(c->isig_verify[i], c->isig_algorithm);
+    }
+    if (!has_sig)
+        return invalid(err, "inter.worker.signature.algorithm", c->isig_algorithm,
+                       "Signature algorithm must be present in inter.worker.verification.algorithms list");
+    int64_t bits;
+    if ((rc = get_num(p, "inter.worker.key.size", T_INT, isig_default_key_bits(c->isig_key_algorithm), 64,
+                      ISIG_KEY_MAX * 8, &bits, err)))
+        return rc;
+    if (bits % 8)
+        return invalid(err, "inter.worker.key.size", props_get(p, "inter.worker.key.size"),
+                       "Key size must be a multiple of 8 bits");
+    c->isig_key_bits = (int)bits;
+    return get_num(p, "inter.worker.key.ttl.ms", T_INT, 3600000, 0, INT32_MAX, &c->isig_key_ttl_ms, err);
+}
+
+/* With basic authentication or HTTPS on, whoever can write ferry's znodes could redirect the
+ * requests (and the Authorization headers) a follower forwards to the leader: ACLs are then
+ * on by default (zookeeper.set.acl defaults to true), and a worker without ZooKeeper
+ * credentials refuses to start unless the operator turns them off with zookeeper.set.acl=false. */
+static ferr_code_t check_zk_acl_needed(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    const char *ext = props_get(p, "rest.extension.classes");
+    int basic = ext && strstr(ext, "BasicAuthSecurityRestExtension");
+    int https = !strcmp(c->listener_scheme, "https") || !strcmp(c->advertised_scheme, "https");
+    if (!(basic || https) || props_get(p, "zookeeper.set.acl"))
+        return FERR_OK;
+    if (c->zk_digest) { /* the credentials are there: the ACLs are on by default */
+        c->zk_set_acl = 1;
+        return FERR_OK;
+    }
+        return ferr_set(err, FERR_INVALID,
+                        "Missing configuration zookeeper.set.acl: with %s on, ferry's znodes must be protected "
+                        "by ZooKeeper ACLs, or anyone who reaches ZooKeeper could redirect the requests (and "
+                        "credentials) workers forward to the leader; set zookeeper.digest.username, "
+                        "zookeeper.digest.password and zookeeper.set.acl=true, or zookeeper.set.acl=false to "
+                        "accept that risk", basic ? "basic authentication" : "HTTPS");
+    return FERR_OK;
+}
+
 /* ---- passthrough ---- */
 
 /*
@@ -626,7 +745,10 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
                       &c->scheduled_rebalance_max_delay_ms, err)) ||
         (rc = get_num(p, "ferry.memory.budget.bytes", T_LONG, MBUDGET_DEFAULT_BYTES, 0, INT64_MAX,
                       &c->memory_budget_bytes, err)) ||
-        (rc = get_zk(p, c, err)))
+        (rc = get_zk(p, c, err)) || (rc = check_zk_acl_needed(p, c, err)) ||
+        (rc = get_client_policy(p, c, err)) || (rc = get_isig(p, c, err)) ||
+        (rc = get_int(p, "ferry.max.connectors", 1000, 1, INT32_MAX, &c->max_connectors, err)) ||
+        (rc = get_int(p, "ferry.max.tasks.per.worker", 256, 1, INT32_MAX, &c->max_tasks_per_worker, err)))
         return rc;
     char *eos = NULL;
     if ((rc = get_str(p, "exactly.once.source.support", "disabled", &eos, err)))
@@ -666,9 +788,11 @@ void wconf_destroy(wconf_t *c)
                      &c->listener_host,     &c->advertised_host,  &c->advertised_scheme,
                      &c->key_converter,     &c->value_converter,  &c->header_converter,
                      &c->zookeeper_connect, &c->zk_root,          &c->zk_hosts,
-                     &c->zk_digest};
+                     &c->zk_digest,         &c->isig_key_algorithm, &c->isig_algorithm};
     for (size_t i = 0; i < COUNT(strs); i++)
         free(*strs[i]);
+    free_list(c->client_allowlist);
+    free_list(c->isig_verify);
     props_destroy(c->producer);
     props_destroy(c->consumer);
     props_destroy(c->admin);
@@ -766,6 +890,15 @@ static props_t *effective_props(const wconf_t *c)
     SET_NUM("scheduled.rebalance.max.delay.ms", c->scheduled_rebalance_max_delay_ms);
     SET_NUM("zookeeper.session.timeout.ms", c->session_timeout_ms);
     SET_NUM("ferry.memory.budget.bytes", c->memory_budget_bytes);
+    SET_NUM("ferry.max.connectors", c->max_connectors);
+    SET_NUM("ferry.max.tasks.per.worker", c->max_tasks_per_worker);
+    SET_NUM("inter.worker.key.ttl.ms", c->isig_key_ttl_ms);
+    SET_NUM("inter.worker.key.size", c->isig_key_bits);
+    props_set(eff, "inter.worker.key.generation.algorithm", c->isig_key_algorithm);
+    props_set(eff, "inter.worker.signature.algorithm", c->isig_algorithm);
+    props_set(eff, "connect.protocol", c->isig_enabled ? "sessioned" : props_get(c->all, "connect.protocol"));
+    props_set(eff, "connector.client.config.override.policy", cpolicy_name(c->client_policy.kind));
+    props_set(eff, "zookeeper.set.acl", c->zk_set_acl ? "true" : "false");
     props_set(eff, "exactly.once.source.support", c->eos_source ? "enabled" : "disabled");
     SET_NUM("rest.advertised.port", c->advertised_port);
 #undef SET_NUM
@@ -932,7 +1065,12 @@ void wconf_describe(const wconf_t *c, FILE *out)
         "key.converter", "value.converter", "header.converter", "offset.flush.interval.ms",
         "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
         "scheduled.rebalance.max.delay.ms", "exactly.once.source.support",
-        "ferry.memory.budget.bytes",
+        "ferry.memory.budget.bytes", "ferry.max.connectors", "ferry.max.tasks.per.worker",
+    };
+    static const char *const security_keys[] = {
+        "connector.client.config.override.policy", "connect.protocol", "inter.worker.key.generation.algorithm",
+        "inter.worker.key.size", "inter.worker.key.ttl.ms", "inter.worker.signature.algorithm",
+        "zookeeper.set.acl",
     };
     props_t *eff = effective_props(c);
     fprintf(out, "Destination cluster (stores the worker state, receives the copies)\n");
@@ -955,6 +1093,20 @@ void wconf_describe(const wconf_t *c, FILE *out)
     fprintf(out, "\nTasks and offsets\n");
     for (size_t i = 0; i < COUNT(task_keys); i++)
         describe_line(out, task_keys[i], "%s", props_get(eff, task_keys[i]));
+
+    fprintf(out, "\nSecurity (what connector configs may set, signed internal requests, ZooKeeper ACLs)\n");
+    for (size_t i = 0; i < COUNT(security_keys); i++)
+        describe_line(out, security_keys[i], "%s", props_get(eff, security_keys[i]));
+    if (c->client_policy.kind == CPOLICY_ALLOWLIST) {
+        char *joined = NULL;
+        size_t jl = 0;
+        FILE *f = open_memstream(&joined, &jl);
+        for (size_t i = 0; c->client_allowlist[i]; i++)
+            fprintf(f, "%s%s", i ? "," : "", c->client_allowlist[i]);
+        fclose(f);
+        describe_line(out, "connector.client.config.override.allowlist", "%s", *joined ? joined : "(empty)");
+        free(joined);
+    }
 
     describe_clients(out, "Passed to the producers (producer.*)", "producer.", c->producer);
     describe_clients(out, "Passed to the consumers (consumer.*)", "consumer.", c->consumer);

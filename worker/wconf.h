@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "worker/cpolicy.h"
 #include "worker/ferr.h"
 #include "worker/props.h"
 
@@ -56,6 +57,20 @@ typedef struct wconf {
     char *zk_digest;         /* "user:password" from zookeeper.digest.username/.password, or NULL */
     int zk_set_acl;          /* zookeeper.set.acl: ferry's znodes readable and writable only by
                                 that digest identity (ZOO_CREATOR_ALL_ACL) */
+    cpolicy_t client_policy; /* connector.client.config.override.policy (default All) and, for
+                                Allowlist, connector.client.config.override.allowlist (cpolicy.h) */
+    char **client_allowlist; /* that list, NULL-terminated (client_policy.allow points here) */
+    /* Signed internal requests (KIP-507): the leader keeps a session key in the config topic,
+     * and task configs a follower sends carry an HMAC of the body made with it (rest/isig.h). */
+    int isig_enabled;        /* connect.protocol=sessioned (default); compatible/eager turn it off */
+    char *isig_key_algorithm; /* inter.worker.key.generation.algorithm, default HmacSHA256 */
+    int isig_key_bits;       /* inter.worker.key.size; 0 = the algorithm's digest size */
+    int64_t isig_key_ttl_ms; /* inter.worker.key.ttl.ms, default 3600000, 0..INT32_MAX */
+    char *isig_algorithm;    /* inter.worker.signature.algorithm, default HmacSHA256 */
+    char **isig_verify;      /* inter.worker.verification.algorithms, NULL-terminated, contains
+                                isig_algorithm */
+    int max_connectors;      /* ferry.max.connectors: the group's connectors, default 1000 */
+    int max_tasks_per_worker; /* ferry.max.tasks.per.worker: tasks one worker runs, default 256 */
     props_t *producer;       /* "producer.X=v" as X=v */
     props_t *consumer;       /* "consumer.X=v" as X=v */
     props_t *admin;          /* "admin.X=v" as X=v (admin.listeners* excluded: those are REST keys) */

@@ -271,9 +271,14 @@ static void test_invalid_numbers(void)
                  "Invalid value 65536 for configuration rest.advertised.port: Value must be no more than 65535");
 }
 
+/* An https listener needs zookeeper.set.acl (test_zk_acl_required): these tests are about the
+ * listener, so they opt out explicitly. */
 static wconf_t *with_listeners(const char *value)
 {
-    return new_ok(base_with("listeners", value));
+    props_t *p = base_with("listeners", value);
+    if (strstr(value, "https"))
+        props_set(p, "zookeeper.set.acl", "false");
+    return new_ok(p);
 }
 
 static void test_listeners(void)
@@ -389,6 +394,7 @@ static void test_rest_fallback_and_advertised(void)
     props_set(p, "rest.advertised.host.name", " adv.example.com ");
     props_set(p, "rest.advertised.port", "18083");
     props_set(p, "rest.advertised.listener", "HTTPS");
+    props_set(p, "zookeeper.set.acl", "false");
     c = new_ok(p);
     char buf[WCONF_URL_MAX];
     CU_ASSERT_STRING_EQUAL(c->advertised_host, "adv.example.com");
@@ -421,6 +427,7 @@ static void test_rest_fallback_and_advertised(void)
     p = base_with("rest.advertised.host.name", host);
     props_set(p, "rest.advertised.port", "65535");
     props_set(p, "listeners", "https://[::1]:1");
+    props_set(p, "zookeeper.set.acl", "false");
     c = new_ok(p);
     CU_ASSERT_PTR_NOT_NULL(wconf_worker_id(c, buf, sizeof buf));
     CU_ASSERT_PTR_NOT_NULL(wconf_rest_url(c, buf, sizeof buf));
@@ -763,9 +770,105 @@ static void test_describe(void)
     wconf_destroy(c);
 }
 
+/* connector.client.config.override.policy (+ KIP-1188's allow-list), inter.worker.* and limits. */
+static void test_security_keys(void)
+{
+    wconf_t *c = new_ok(base_with(NULL, NULL));
+    CU_ASSERT_EQUAL(c->client_policy.kind, CPOLICY_ALL);
+    CU_ASSERT_TRUE(c->isig_enabled);
+    CU_ASSERT_STRING_EQUAL(c->isig_algorithm, "HmacSHA256");
+    CU_ASSERT_STRING_EQUAL(c->isig_key_algorithm, "HmacSHA256");
+    CU_ASSERT_EQUAL(c->isig_key_bits, 256);
+    CU_ASSERT_EQUAL(c->isig_key_ttl_ms, 3600000);
+    CU_ASSERT_STRING_EQUAL(c->isig_verify[0], "HmacSHA256");
+    CU_ASSERT_PTR_NULL(c->isig_verify[1]);
+    CU_ASSERT_EQUAL(c->max_connectors, 1000);
+    CU_ASSERT_EQUAL(c->max_tasks_per_worker, 256);
+    wconf_destroy(c);
+
+    props_t *p = base_with("connector.client.config.override.policy", "Allowlist");
+    props_set(p, "connector.client.config.override.allowlist", " linger.ms , batch.size,,");
+    c = new_ok(p);
+    CU_ASSERT_EQUAL(c->client_policy.kind, CPOLICY_ALLOWLIST);
+    CU_ASSERT_STRING_EQUAL(c->client_policy.allow[0], "linger.ms");
+    CU_ASSERT_STRING_EQUAL(c->client_policy.allow[1], "batch.size");
+    CU_ASSERT_PTR_NULL(c->client_policy.allow[2]);
+    wconf_destroy(c);
+    c = new_ok(base_with("connector.client.config.override.policy",
+                         "org.apache.kafka.connect.connector.policy.NoneConnectorClientConfigOverridePolicy"));
+    CU_ASSERT_EQUAL(c->client_policy.kind, CPOLICY_NONE);
+    wconf_destroy(c);
+    expect_error("connector.client.config.override.policy", "Everything",
+                 "Invalid value Everything for configuration connector.client.config.override.policy: Class could "
+                 "not be found: ferry's policies are None, Principal, All and Allowlist (KIP-1188)");
+
+    p = base_with("inter.worker.signature.algorithm", "HmacSHA512");
+    props_set(p, "inter.worker.verification.algorithms", "HmacSHA256,HmacSHA512");
+    props_set(p, "inter.worker.key.size", "512");
+    c = new_ok(p);
+    CU_ASSERT_STRING_EQUAL(c->isig_algorithm, "HmacSHA512");
+    CU_ASSERT_EQUAL(c->isig_key_bits, 512);
+    wconf_destroy(c);
+    expect_error("inter.worker.signature.algorithm", "HmacSHA512",
+                 "Invalid value HmacSHA512 for configuration inter.worker.signature.algorithm: Signature algorithm "
+                 "must be present in inter.worker.verification.algorithms list");
+    expect_error("inter.worker.verification.algorithms", " , ",
+                 "Invalid value  ,  for configuration inter.worker.verification.algorithms: At least one signature "
+                 "verification algorithm must be provided");
+    expect_error("inter.worker.key.generation.algorithm", "DES",
+                 "Invalid value DES for configuration inter.worker.key.generation.algorithm: the algorithm is not "
+                 "supported by this worker; the supported algorithms are: HmacSHA1, HmacSHA224, HmacSHA256, "
+                 "HmacSHA384, HmacSHA512");
+    expect_error("inter.worker.key.size", "100",
+                 "Invalid value 100 for configuration inter.worker.key.size: Key size must be a multiple of 8 bits");
+    expect_error("inter.worker.key.ttl.ms", "-1",
+                 "Invalid value -1 for configuration inter.worker.key.ttl.ms: Value must be at least 0");
+    expect_error("connect.protocol", "fancy",
+                 "Invalid value fancy for configuration connect.protocol: String must be one of (case "
+                 "insensitive): EAGER, COMPATIBLE, SESSIONED");
+    c = new_ok(base_with("connect.protocol", "compatible"));
+    CU_ASSERT_FALSE(c->isig_enabled);
+    wconf_destroy(c);
+    expect_error("ferry.max.connectors", "0",
+                 "Invalid value 0 for configuration ferry.max.connectors: Value must be at least 1");
+    expect_error("ferry.max.tasks.per.worker", "x",
+                 "Invalid value x for configuration ferry.max.tasks.per.worker: Not a number of type INT");
+}
+
+/* Basic auth or HTTPS without ZooKeeper ACLs: refused unless turned off explicitly; on by
+ * default once the credentials are there. */
+static void test_zk_acl_required(void)
+{
+    static const char basic[] = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension";
+    props_t *p = base_with("rest.extension.classes", basic);
+    ferr_t err = {0};
+    wconf_t *c = wconf_new(p, &err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Missing configuration zookeeper.set.acl: with basic authentication on"));
+    props_destroy(p);
+    p = base_with("listeners", "https://:8443");
+    CU_ASSERT_PTR_NULL(wconf_new(p, &err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "with HTTPS on"));
+    props_set(p, "zookeeper.set.acl", "false");
+    c = new_ok(p);
+    CU_ASSERT_FALSE(c->zk_set_acl);
+    wconf_destroy(c);
+    p = base_with("rest.extension.classes", basic);
+    props_set(p, "zookeeper.digest.username", "ferry");
+    props_set(p, "zookeeper.digest.password", "pw");
+    c = new_ok(p);
+    CU_ASSERT_TRUE(c->zk_set_acl);
+    wconf_destroy(c);
+    c = new_ok(base_with(NULL, NULL)); /* plain http, no auth: nothing required */
+    CU_ASSERT_FALSE(c->zk_set_acl);
+    wconf_destroy(c);
+}
+
 int cu_register(void)
 {
     static const cu_test_t tests[] = {
+        {"security keys (override policy, inter.worker.*, limits)", test_security_keys},
+        {"ZooKeeper ACLs required with basic auth or HTTPS", test_zk_acl_required},
         {"defaults", test_defaults},
         {"explicit values", test_explicit_values},
         {"missing required", test_missing_required},
