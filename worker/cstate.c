@@ -15,11 +15,13 @@
 #include <string.h>
 
 #include "worker/flog.h"
+#include "worker/isig.h"
 
 struct cstate {
     cstate_conn_t **v; /* sorted by name, including not-yet-created entries */
     size_t n, cap;
     int64_t next_offset;
+    cstate_session_key_t session_key;
 };
 
 cstate_t *cstate_new(void)
@@ -280,6 +282,39 @@ static cstate_event_t apply_commit(cstate_t *cs, const char *name, const json_t 
     return CSTATE_EV_TASKS;
 }
 
+/* A malformed session key is ignored (and logged), as Kafka Connect does; the last valid one stays. */
+static cstate_event_t apply_session_key(cstate_t *cs, const json_t *value)
+{
+    const char *k = json_string_value(json_object_get(value, "key"));
+    const char *alg = json_string_value(json_object_get(value, "algorithm"));
+    json_t *ts = json_object_get(value, "creation-timestamp");
+    cstate_session_key_t sk = {0};
+    int n = k ? isig_b64_decode(k, strlen(k), sk.key, sizeof sk.key) : -1;
+    if (n <= 0 || !alg || strlen(alg) >= sizeof sk.algorithm || !json_is_integer(ts)) {
+        FLOG(ERROR, WORKER, "ignoring a malformed session key record in the config topic");
+        return CSTATE_EV_IGNORED;
+    }
+    sk.len = (size_t)n;
+    snprintf(sk.algorithm, sizeof sk.algorithm, "%s", alg);
+    sk.created_ms = json_integer_value(ts);
+    cs->session_key = sk;
+    return CSTATE_EV_SESSION_KEY;
+}
+
+const cstate_session_key_t *cstate_session_key(const cstate_t *cs)
+{
+    return &cs->session_key;
+}
+
+json_t *cstate_session_key_record(const unsigned char *key, size_t len, const char *algorithm, int64_t created_ms)
+{
+    char *b64 = isig_b64_encode(key, len);
+    json_t *v = json_pack("{s:s,s:s,s:I}", "key", b64, "algorithm", algorithm, "creation-timestamp",
+                          (json_int_t)created_ms);
+    free(b64);
+    return v;
+}
+
 cstate_event_t cstate_apply(cstate_t *cs, const char *key, const json_t *value, int64_t offset,
                             int64_t timestamp_ms, const char **name_out)
 {
@@ -310,6 +345,8 @@ cstate_event_t cstate_apply(cstate_t *cs, const char *key, const json_t *value, 
     } else if (HAS(P_LOGGER)) {
         name = key + sizeof P_LOGGER - 1;
         ev = value ? CSTATE_EV_LOGGER : CSTATE_EV_IGNORED;
+    } else if (!strcmp(key, CSTATE_SESSION_KEY)) {
+        ev = apply_session_key(cs, value);
     }
 #undef HAS
     if (name_out)

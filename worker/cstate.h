@@ -36,8 +36,19 @@ typedef enum {
     CSTATE_EV_TASKS,         /* a task-config commit */
     CSTATE_EV_RESTART,       /* restart-connector-{c} request */
     CSTATE_EV_LOGGER,        /* logger-cluster-{ns} */
+    CSTATE_EV_SESSION_KEY,   /* session-key: a new key for signing internal requests */
     CSTATE_EV_IGNORED,
 } cstate_event_t;
+
+/** The group's session key for internal requests (isig.h), Kafka Connect's "session-key" record:
+ *  {"key":base64,"algorithm":"HmacSHA256","creation-timestamp":ms}. */
+#define CSTATE_SESSION_KEY "session-key"
+typedef struct cstate_session_key {
+    unsigned char key[512];
+    size_t len;            /* 0: no key read yet */
+    char algorithm[32];    /* the key generation algorithm, e.g. HmacSHA256 */
+    int64_t created_ms;    /* creation-timestamp: wall-clock ms */
+} cstate_session_key_t;
 
 typedef struct cstate cstate_t;
 
@@ -56,6 +67,10 @@ cstate_conn_t *cstate_get(const cstate_t *cs, const char *name);
 /** Number of existing connectors, and the i-th in name order (stable for iteration). */
 size_t cstate_count(const cstate_t *cs);
 cstate_conn_t *cstate_at(const cstate_t *cs, size_t i);
+/** The last valid session key applied (len 0 if none). */
+const cstate_session_key_t *cstate_session_key(const cstate_t *cs);
+/** The record value for a session key. New reference. */
+json_t *cstate_session_key_record(const unsigned char *key, size_t len, const char *algorithm, int64_t created_ms);
 /** Offset of the next config-topic record to apply (= last applied + 1). */
 int64_t cstate_offset(const cstate_t *cs);
 

@@ -16,6 +16,7 @@
 #include "worker/herder.h"
 #include "worker/metrics.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/gsync.h"
+#include "worker/isig.h"
 #include "worker/kutil.h"
 #include "worker/repl.h"
 #include "worker/rtask.h"
@@ -52,6 +54,7 @@ typedef struct htask {
     uint64_t instance;
     ht_state_t state;
     int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
+    int over_limit; /* refused at start: the worker ran ferry.max.tasks.per.worker tasks */
 } htask_t;
 
 typedef enum {
@@ -59,6 +62,7 @@ typedef enum {
     OP_INTERNAL,   /* status or task-config writes: log failures only */
     OP_OFFSETS_SYNC,
     OP_STARTUP_SYNC,
+    OP_SESSION_KEY, /* a new session key written by the leader */
 } op_kind_t;
 
 typedef struct hop {
@@ -90,8 +94,10 @@ struct herder {
     int64_t generation;
     uint64_t rebalances; /* assignments applied (each a new generation for this worker) */
     int ready, startup_left;
+    int key_writing; /* the leader is writing a new session key (OP_SESSION_KEY) */
     int closing; /* herder_destroy runs: deliveries are drained, nothing new starts */
     json_t *assigned; /* set of "task-id\tname" strings; NULL in solo mode */
+    json_t *directory; /* worker id -> REST URL of the members of the current generation */
     hconn_t *conns;
     htask_t *tasks;
     hop_t *ops;
@@ -114,6 +120,7 @@ struct herder {
 
 static void reconcile(herder_t *h);
 static void on_gsync_tick(h2o_timeout_entry_t *entry);
+static void rotate_session_key(herder_t *h);
 static int leader_check(herder_t *h, herder_cb cb, void *arg);
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -183,7 +190,8 @@ static void task_stop(htask_t *t)
     if (t->state == HT_STOPPING)
         return;
     t->state = HT_STOPPING;
-    rtask_stop(t->rt);
+    if (t->rt)
+        rtask_stop(t->rt);
 }
 
 /* ---- store plumbing ----------------------------------------------------------------- */
@@ -248,7 +256,10 @@ static void task_status(herder_t *h, const char *name, int id, const char *state
     free(k);
 }
 
-/* Offsets: keys are parsed and rebuilt canonically so a record written by any writer matches. */
+/* Offsets: keys are parsed and rebuilt canonically so a record written by any writer matches.
+ * A value that is not {"offset": <integer >= 0>, ...} (written by hand, or by something else)
+ * is not applied: the partition keeps its last valid offset instead of starting over from the
+ * beginning. A tombstone (no value) is a reset, as Kafka Connect's. */
 static void apply_offset(herder_t *h, const char *key, const char *value)
 {
     json_t *k = parse_json(key);
@@ -256,14 +267,25 @@ static void apply_offset(herder_t *h, const char *key, const char *value)
     json_t *part = json_array_get(k, 1);
     const char *topic = json_string_value(json_object_get(part, "topic"));
     json_t *p = json_object_get(part, "partition");
-    if (conn && topic && json_is_integer(p)) {
+    if (conn && topic && json_is_integer(p) && json_integer_value(p) >= 0 &&
+        json_integer_value(p) < REPL_MAX_PARTITION) {
         char *ck = rtask_offset_key(conn, topic, (int)json_integer_value(p));
         json_t *v = parse_json(value);
-        if (v)
-            json_object_set_new(h->offsets, ck,
-                                json_pack("{s:s,s:O,s:o}", "connector", conn, "partition", part, "offset", v));
-        else
+        json_t *off = json_object_get(v, "offset");
+        if (!value) {
             json_object_del(h->offsets, ck);
+        } else if (json_is_object(v) && json_is_integer(off) && json_integer_value(off) >= 0) {
+            json_object_set_new(h->offsets, ck,
+                                json_pack("{s:s,s:O,s:O}", "connector", conn, "partition", part, "offset", v));
+        } else {
+            json_t *prev = json_object_get(json_object_get(json_object_get(h->offsets, ck), "offset"), "offset");
+            char kept[64] = "no offset (the partition starts where offset.start says)";
+            if (prev)
+                snprintf(kept, sizeof kept, "offset %lld", (long long)json_integer_value(prev));
+            FLOG(WARN, WORKER, "connector %s: ignoring an invalid stored offset for %s[%lld] (%.200s); keeping %s",
+                 conn, topic, (long long)json_integer_value(p), value, kept);
+        }
+        json_decref(v);
         free(ck);
     }
     json_decref(k);
@@ -280,6 +302,12 @@ static void apply_config(herder_t *h, store_ev_t *ev)
         if (lvl && herder_set_logger(name, lvl, &out, NULL) == FERR_OK)
             FLOG(INFO, WORKER, "cluster-wide logger %s set to %s", name, lvl);
         json_decref(out);
+    } else if (what == CSTATE_EV_SESSION_KEY && h->ready) {
+        /* task configs a connector instance here could not send without a key (or sent with the
+         * previous one) go again now rather than at its next report */
+        for (hconn_t *c = h->conns; c; c = c->next)
+            if (c->rc)
+                repl_conn_refresh(c->rc);
     } else if (what == CSTATE_EV_RESTART && name && h->ready) {
         int tasks = json_is_true(json_object_get(v, "include-tasks"));
         int failed = json_is_true(json_object_get(v, "only-failed"));
@@ -330,6 +358,7 @@ static void on_store(void *arg, store_ev_t *ev)
             h->offsets_fresh = op->epoch == h->offsets_epoch;
             FLOG(INFO, WORKER, "read %zu connector(s) from %s; worker %s is ready",
                  cstate_count(h->cs), h->wc->config_topic, h->worker_id);
+            rotate_session_key(h);
             reconcile(h);
             notify_change(h);
         }
@@ -343,6 +372,11 @@ static void on_store(void *arg, store_ev_t *ev)
     case OP_INTERNAL:
         if (ev->err)
             FLOG(WARN, WORKER, "storage write failed: %s", ev->errmsg);
+        break;
+    case OP_SESSION_KEY:
+        h->key_writing = 0; /* read back (or failed: the next tick tries again) */
+        if (ev->err)
+            FLOG(WARN, WORKER, "writing a new session key failed: %s", ev->errmsg);
         break;
     case OP_REPLY:
         if (ev->err) {
@@ -388,12 +422,34 @@ static void conn_remove(herder_t *h, hconn_t *c)
     free(c);
 }
 
+/* A stored config is checked again before it runs: it may come from a record written to the
+ * config topic directly, or from an older version with fewer checks (cpolicy.h). An invalid
+ * one fails the connector with the reasons as its trace, and nothing of it starts. */
+static int conn_config_ok(herder_t *h, hconn_t *c, cstate_conn_t *cc)
+{
+    char *msgs = NULL;
+    int nerr = cc->config ? repl_validate(cc->config, h->wc, NULL, &msgs) : 1;
+    if (nerr) {
+        char *trace = fmt("The connector's stored configuration is invalid and was not started (%d error(s)):\n%s",
+                          nerr, msgs ? msgs : "no configuration\n");
+        FLOG(ERROR, WORKER, "connector %s: %s", c->name, trace);
+        conn_status(h, c->name, "FAILED", trace);
+        free(trace);
+    }
+    free(msgs);
+    return nerr == 0;
+}
+
 static void conn_start(herder_t *h, hconn_t *c, cstate_conn_t *cc)
 {
     json_decref(c->config);
     c->config = json_incref(cc->config);
     c->instance = ++h->next_instance;
     c->failed = 0;
+    if (!conn_config_ok(h, c, cc)) {
+        c->failed = 1; /* stays so until the config changes or a restart */
+        return;
+    }
     c->rc = repl_conn_new(c->name, cc->config, h->wc, c->instance, &h->conn_recv);
     conn_status(h, c->name, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
     FLOG(INFO, WORKER, "connector %s started", c->name);
@@ -409,7 +465,7 @@ static void reconcile_connectors(herder_t *h)
                 conn_status(h, c->name, "STOPPED", NULL);
             FLOG(INFO, WORKER, "connector %s stopped", c->name);
             conn_remove(h, c);
-        } else if (!c->rc || !c->config || !json_equal(c->config, cc->config)) {
+        } else if ((!c->rc && !c->failed) || !c->config || !json_equal(c->config, cc->config)) {
             conn_stop(c);
             conn_start(h, c, cc);
         } else if (!c->failed) {
@@ -517,10 +573,43 @@ static wprod_t *task_wprod(herder_t *h, const json_t *config)
     return h->wprod;
 }
 
+/* Tasks of this worker that have a thread (running, starting or stopping). */
+static int running_tasks(const herder_t *h)
+{
+    int n = 0;
+    for (const htask_t *t = h->tasks; t; t = t->next)
+        n += t->rt != NULL;
+    return n;
+}
+
+/* A task that cannot start: FAILED with @p why as its trace, no thread; it stays so until
+ * its config changes, it is restarted or reassigned (or, over the limit, a slot frees). */
+static void task_refuse(herder_t *h, htask_t *t, const char *why)
+{
+    t->state = HT_FAILED;
+    t->exited = 1;
+    FLOG(ERROR, WORKER, "task %s-%d not started: %s", t->name, t->id, why);
+    task_status(h, t->name, t->id, "FAILED", why);
+}
+
 static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_tasks)
 {
-    json_t *offs = task_offsets(h, t->name);
+    char why[1536];
     t->instance = ++h->next_instance;
+    if (repl_check_task(t->config, h->wc, why, sizeof why)) {
+        char *trace = fmt("The task's stored configuration is invalid: %s", why);
+        task_refuse(h, t, trace);
+        free(trace);
+        return;
+    }
+    if (running_tasks(h) >= h->wc->max_tasks_per_worker) {
+        snprintf(why, sizeof why, "This worker already runs %d tasks, the most ferry.max.tasks.per.worker "
+                 "allows; add workers or lower the connectors' tasks.max", h->wc->max_tasks_per_worker);
+        t->over_limit = 1;
+        task_refuse(h, t, why);
+        return;
+    }
+    json_t *offs = task_offsets(h, t->name);
     t->state = HT_STARTING;
     rtask_params_t p = {.connector = t->name,
                         .task = t->id,
@@ -578,9 +667,10 @@ static void reconcile_tasks(herder_t *h)
         cstate_conn_t *cc = cstate_get(h->cs, t->name);
         json_t *cfg = cc ? json_array_get(cc->tasks, t->id) : NULL;
         if (!cfg || !owned(h, t->name, t->id) || cc->target == CSTATE_TARGET_STOPPED ||
-            !json_equal(cfg, t->config)) {
+            !json_equal(cfg, t->config) ||
+            (t->over_limit && running_tasks(h) < h->wc->max_tasks_per_worker)) {
             task_stop(t); /* started again below once gone, if still ours */
-        } else {
+        } else if (t->rt) {
             rtask_set_paused(t->rt, cc->target == CSTATE_TARGET_PAUSED);
             if (t->state == HT_RUNNING)
                 task_status(h, t->name, t->id, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
@@ -820,12 +910,58 @@ ferr_code_t herder_groups(herder_t *h, const char *name, json_t **out, ferr_t *e
     return FERR_OK;
 }
 
-/* The leader translates the groups a connector names every sync.group.offsets.interval.ms,
- * one round at a time (nothing new is queued while a job runs). */
+/* The leader distributes a session key for signed internal requests (KIP-507) when there is
+ * none, when it expired (inter.worker.key.ttl.ms after its creation), or when the worker config
+ * asks for another algorithm or size: a random key written to the config topic, which every
+ * worker reads. Kafka Connect's rule and record. */
+static void rotate_session_key(herder_t *h)
+{
+    const wconf_t *wc = h->wc;
+    if (!wc->isig_enabled || !h->leader || !h->ready || h->closing || h->key_writing)
+        return;
+    const cstate_session_key_t *sk = cstate_session_key(h->cs);
+    size_t bytes = (size_t)wc->isig_key_bits / 8;
+    int64_t now = kutil_wall_ms();
+    const char *why = !sk->len                                        ? "none distributed yet"
+                      : sk->created_ms + wc->isig_key_ttl_ms <= now   ? "the last one expired"
+                      : strcmp(sk->algorithm, wc->isig_key_algorithm) ? "another algorithm is configured"
+                      : sk->len != bytes                              ? "another key size is configured"
+                                                                      : NULL;
+    if (!why)
+        return;
+    unsigned char key[ISIG_KEY_MAX];
+    if (isig_new_key(key, bytes)) {
+        FLOG(ERROR, WORKER, "cannot generate a session key: no random bytes");
+        return;
+    }
+    json_t *v = cstate_session_key_record(key, bytes, wc->isig_key_algorithm, now);
+    char *val = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    store_rec_t rec = {CSTATE_SESSION_KEY, val};
+    FLOG(DEBUG, WORKER, "distributing a new session key (%s)", why);
+    h->key_writing = 1;
+    write_records(h, STORE_CONFIG, &rec, 1, op_new(h, OP_SESSION_KEY, NULL, NULL));
+    OPENSSL_cleanse(key, sizeof key);
+    free(val);
+    json_decref(v);
+}
+
+int herder_session_key(const herder_t *h, const unsigned char **key, size_t *len)
+{
+    const cstate_session_key_t *sk = cstate_session_key(h->cs);
+    if (!sk->len)
+        return -1;
+    *key = sk->key;
+    *len = sk->len;
+    return 0;
+}
+
+/* Every second: the session key, then the leader translates the groups a connector names every
+ * sync.group.offsets.interval.ms, one round at a time (nothing new is queued while a job runs). */
 static void on_gsync_tick(h2o_timeout_entry_t *entry)
 {
     herder_t *h = H2O_STRUCT_FROM_MEMBER(herder_t, gsync_tick, entry);
     h2o_timeout_link(h->loop, &h->gsync_timeout, &h->gsync_tick);
+    rotate_session_key(h);
     if (!h->leader || !h->ready || h->closing || gsync_pending(h->gsync) > 0)
         return;
     int64_t now = kutil_now_ms();
@@ -870,6 +1006,7 @@ herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
     h->statuses = json_object();
     h->offsets = json_object();
     h->written = json_object();
+    h->directory = json_object();
     h->solo = 1;
     h->leader = 1;
     wconf_worker_id(wc, h->worker_id, sizeof h->worker_id);
@@ -906,7 +1043,8 @@ void herder_destroy(herder_t *h)
     for (int i = 0; i < h->nwprod_old; i++)
         wprod_set_closing(h->wprod_old[i]);
     for (htask_t *t = h->tasks; t; t = t->next)
-        rtask_stop(t->rt);
+        if (t->rt)
+            rtask_stop(t->rt);
     while (h->tasks)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
     wprod_destroy(h->wprod); /* the failed ones went with their last task */
@@ -936,6 +1074,7 @@ void herder_destroy(herder_t *h)
     json_decref(h->offsets);
     json_decref(h->written);
     json_decref(h->assigned);
+    json_decref(h->directory);
     free(h->leader_url);
     free(h);
 }
@@ -982,6 +1121,7 @@ void herder_set_leader(herder_t *h, int is_leader, const char *url, int64_t gene
     h->leader_url = url ? strdup(url) : NULL;
     if (generation > h->generation)
         h->generation = generation;
+    rotate_session_key(h);
 }
 
 void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t *assigned)
@@ -1002,6 +1142,18 @@ void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t 
     h->rebalances++;
     reconcile(h);
     notify_change(h);
+}
+
+void herder_set_directory(herder_t *h, const char *const *pairs)
+{
+    json_object_clear(h->directory);
+    for (size_t i = 0; pairs && pairs[i] && pairs[i + 1]; i += 2)
+        json_object_set_new(h->directory, pairs[i], json_string(pairs[i + 1]));
+}
+
+const char *herder_member_url(const herder_t *h, const char *worker_id)
+{
+    return worker_id ? json_string_value(json_object_get(h->directory, worker_id)) : NULL;
 }
 
 void herder_holding(const herder_t *h, assign_list_t *out)
@@ -1045,7 +1197,8 @@ void herder_fence(herder_t *h)
         conn_remove(h, h->conns);
     for (htask_t *t = h->tasks; t; t = t->next) {
         t->state = HT_STOPPING;
-        rtask_fence(t->rt);
+        if (t->rt)
+            rtask_fence(t->rt);
     }
     /* Every task sharing the producer is fenced (none appends any more): drop what they left
      * in it. Tasks started later are unaffected; nothing else uses it. */
@@ -1373,6 +1526,10 @@ void herder_put_connector(herder_t *h, const char *name, const json_t *config, h
     cstate_conn_t *cc = cstate_get(h->cs, name);
     if (mode == HERDER_PUT_CREATE && cc)
         return reply_err(cb, arg, FERR_CONFLICT, "Connector %s already exists", name);
+    if (!cc && (int)cstate_count(h->cs) >= h->wc->max_connectors)
+        return reply_err(cb, arg, FERR_INVALID,
+                         "Cannot create connector %s: this group already has %zu connectors, the most "
+                         "ferry.max.connectors allows", name, cstate_count(h->cs));
     if (mode == HERDER_PUT_PATCH && !cc)
         return reply_err(cb, arg, FERR_NOT_FOUND, "Connector %s not found", name);
     cstate_target_t target = CSTATE_TARGET_STARTED;
@@ -1555,8 +1712,11 @@ ferr_code_t herder_restart_task(herder_t *h, const char *name, int task, char **
         char *k = fmt("status-task-%s-%d", name, task);
         const char *wid = json_string_value(json_object_get(json_object_get(h->statuses, k), "worker_id"));
         free(k);
-        if (owner_url && wid && strcmp(wid, h->worker_id))
-            *owner_url = fmt("http://%s", wid);
+        /* the owner's URL comes from the group's membership, never from the status record,
+         * which anyone who can write the status topic could point elsewhere */
+        const char *url = wid && strcmp(wid, h->worker_id) ? herder_member_url(h, wid) : NULL;
+        if (owner_url && url)
+            *owner_url = strdup(url);
         return ferr_set(err, FERR_CONFLICT,
                         "Cannot complete request because of a conflicting operation (e.g. worker rebalance)");
     }
@@ -1662,6 +1822,13 @@ void herder_put_task_configs(herder_t *h, const char *name, const json_t *config
     size_t n = json_array_size(configs);
     if (cc->target == CSTATE_TARGET_STOPPED && n > 0)
         return reply_err(cb, arg, FERR_INVALID, "Cannot submit non-empty set of task configs for stopped connector %s", name);
+    /* What a follower's connector instance would generate: anything else is refused, so that
+     * nothing stored can copy a topic the connector does not select, or start more tasks. */
+    char why[2048];
+    if (repl_check_task_configs(cc->config, configs, h->wc, why, sizeof why)) {
+        FLOG(WARN, WORKER, "connector %s: refusing submitted task configs: %s", name, why);
+        return reply_err(cb, arg, FERR_INVALID, "Invalid task configs for connector %s: %s", name, why);
+    }
     store_rec_t *recs = calloc(n + 1, sizeof *recs);
     for (size_t i = 0; i < n; i++) {
         json_t *rec = json_pack("{s:O}", "properties", json_array_get(configs, i));

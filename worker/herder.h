@@ -60,6 +60,11 @@ void herder_set_leader(herder_t *h, int is_leader, const char *url, int64_t gene
 /** Installs a new assignment: items this worker must run from now on. Items not in @p assigned
  *  are stopped. herder_holding() tells what still runs (stopping tasks included). */
 void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t *assigned);
+/** The group's members as the current assignment lists them: worker id, REST URL, ...,
+ *  NULL-terminated (copied). A task's owner is forwarded to only at one of these URLs. */
+void herder_set_directory(herder_t *h, const char *const *pairs);
+/** The REST URL of the member whose worker id is @p worker_id, or NULL. */
+const char *herder_member_url(const herder_t *h, const char *worker_id);
 /** What this worker currently runs or is still stopping (connector instances and tasks). */
 void herder_holding(const herder_t *h, assign_list_t *out);
 /** Every configured item (each connector's instance, task -1, and its committed tasks). */
@@ -74,6 +79,9 @@ void herder_fence(herder_t *h);
 void herder_on_task_configs(herder_t *h, void (*fn)(void *arg, const char *leader_url, const char *name,
                                                     const json_t *configs),
                             void *arg);
+/** The group's current session key for signing internal requests (worker/isig.h), as read from
+ *  the config topic; borrowed until the next loop event. @returns 0, or -1 if none is known yet. */
+int herder_session_key(const herder_t *h, const unsigned char **key, size_t *len);
 /** Config-topic position this worker has applied. */
 int64_t herder_config_offset(const herder_t *h);
 

@@ -6,6 +6,7 @@
 #include "worker/repl.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdatomic.h>
@@ -666,7 +667,7 @@ json_t *repl_parse_partitions(const char *s)
     for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *colon = strrchr(tok, ':');
         long long p;
-        if (!colon || colon == tok || parse_long(colon + 1, &p) || p < 0 || p > INT32_MAX) {
+        if (!colon || colon == tok || parse_long(colon + 1, &p) || p < 0 || p >= REPL_MAX_PARTITION) {
             json_decref(a);
             free(dup);
             return NULL;
@@ -1042,4 +1043,119 @@ long long repl_group_interval_ms(const json_t *config)
 int repl_regex_compile(regex_t *re, const char *rx)
 {
     return regex_compile(re, rx);
+}
+
+/* ---- task configs from elsewhere (the config topic, POST .../tasks) ---------------------- */
+
+static int say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int repl_check_task(const json_t *task, const wconf_t *wc, char *why, size_t len)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)task, k, v) if (!json_is_string(v))
+        return say(why, len, "the value of %s is not a string", k);
+    const char *cls = json_string_value(json_object_get(task, "task.class"));
+    if (!cls || strcmp(cls, REPL_TASK_CLASS))
+        return say(why, len, "task.class is %s, not " REPL_TASK_CLASS, cls ? cls : "missing");
+    char *msgs = NULL;
+    int nerr = repl_validate(task, wc, NULL, &msgs);
+    if (nerr) {
+        size_t n = strlen(msgs);
+        while (n && msgs[n - 1] == '\n')
+            msgs[--n] = '\0';
+        say(why, len, "its configuration is invalid: %s", msgs);
+        free(msgs);
+        return -1;
+    }
+    free(msgs);
+    json_t *parts = repl_parse_partitions(json_string_value(json_object_get(task, REPL_TASK_PARTITIONS)));
+    if (!parts || !json_object_get(task, REPL_TASK_PARTITIONS)) {
+        json_decref(parts);
+        return say(why, len, REPL_TASK_PARTITIONS " is missing or malformed (topic:partition,... with "
+                        "partitions from 0 to %d)", REPL_MAX_PARTITION - 1);
+    }
+    ferr_t ferr = {0};
+    repl_select_t *sel = repl_select_new(task, &ferr);
+    int rc = 0;
+    size_t i;
+    json_t *pv;
+    json_t *seen = json_object();
+    json_array_foreach(parts, i, pv) {
+        const char *topic = json_string_value(json_array_get(pv, 0));
+        char *key = pkey(topic, json_integer_value(json_array_get(pv, 1)));
+        if (!sel || !repl_select_match(sel, topic))
+            rc = say(why, len, "topic %s is not selected by the connector's topic.whitelist/topic.regex", topic);
+        else if (json_object_get(seen, key))
+            rc = say(why, len, "partition %s is listed twice", key);
+        json_object_set_new(seen, key, json_true());
+        free(key);
+        if (rc)
+            break;
+    }
+    json_decref(seen);
+    repl_select_destroy(sel);
+    json_decref(parts);
+    return rc;
+}
+
+int repl_check_task_configs(const json_t *config, const json_t *tasks, const wconf_t *wc, char *why, size_t len)
+{
+    if (!json_is_array(tasks))
+        return say(why, len, "task configs must be a JSON array of objects");
+    long long max = cfg_ll(config, "tasks.max");
+    if ((long long)json_array_size(tasks) > (max < 1 ? 1 : max))
+        return say(why, len, "%zu task configs for a connector with tasks.max=%lld", json_array_size(tasks),
+                        max);
+    json_t *seen = json_object();
+    int rc = 0;
+    size_t i;
+    json_t *tc;
+    json_array_foreach(tasks, i, tc) {
+        char sub[768];
+        if (!json_is_object(tc)) {
+            rc = say(why, len, "task config %zu is not a JSON object", i);
+            break;
+        }
+        /* exactly the connector's config, plus the two task keys */
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)tc, k, v) {
+            if (!strcmp(k, "task.class") || !strcmp(k, REPL_TASK_PARTITIONS))
+                continue;
+            if (!json_equal(v, json_object_get(config, k))) {
+                rc = say(why, len, "task config %zu: %s differs from the connector's config", i, k);
+                break;
+            }
+        }
+        json_object_foreach((json_t *)config, k, v) if (!rc && !json_object_get(tc, k))
+            rc = say(why, len, "task config %zu: %s of the connector's config is missing", i, k);
+        if (!rc && repl_check_task(tc, wc, sub, sizeof sub))
+            rc = say(why, len, "task config %zu: %s", i, sub);
+        if (rc)
+            break;
+        json_t *parts = repl_parse_partitions(json_string_value(json_object_get(tc, REPL_TASK_PARTITIONS)));
+        size_t j;
+        json_t *pv;
+        json_array_foreach(parts, j, pv) {
+            char *key = pkey(json_string_value(json_array_get(pv, 0)), json_integer_value(json_array_get(pv, 1)));
+            if (!rc && json_object_get(seen, key))
+                rc = say(why, len, "partition %s is given to two tasks", key);
+            json_object_set_new(seen, key, json_true());
+            free(key);
+        }
+        json_decref(parts);
+        if (rc)
+            break;
+    }
+    json_decref(seen);
+    return rc;
 }

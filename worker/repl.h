@@ -70,8 +70,23 @@ json_t *repl_split(const json_t *topics, const json_t *prev, int tasks_max);
 /** Builds task configs: connector config + task.class + task.partitions. New reference. */
 json_t *repl_task_configs(const json_t *config, const json_t *split);
 
-/** Parses "t:0,t:1" into an array of [topic, partition]. New reference, NULL if malformed. */
+/** Partition numbers in task.partitions are below this (Kafka has no such limit, but no topic
+ *  comes near it, and a number from a forged record must not size anything). */
+#define REPL_MAX_PARTITION 1000000
+
+/** Parses "t:0,t:1" into an array of [topic, partition] (0 <= partition < REPL_MAX_PARTITION).
+ *  New reference, NULL if malformed. */
 json_t *repl_parse_partitions(const char *s);
+
+/** Checks a task config read from the config topic (which anyone with write access to it can
+ *  fill), before a task starts from it: string values, task.class, a config that passes
+ *  repl_validate() against @p wc, and a task.partitions whose topics the config selects, each
+ *  partition once. @returns 0, or -1 with @p why filled. */
+int repl_check_task(const json_t *task, const wconf_t *wc, char *why, size_t len);
+/** Checks task configs submitted for a connector (POST /connectors/{name}/tasks): at most
+ *  tasks.max of them, each exactly @p config plus task.class and task.partitions and passing
+ *  repl_check_task(), no partition in two tasks. @returns 0, or -1 with @p why filled. */
+int repl_check_task_configs(const json_t *config, const json_t *tasks, const wconf_t *wc, char *why, size_t len);
 
 /* ---- connector instance ----------------------------------------------------------- */
 
