@@ -11,10 +11,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "worker/isig.h"
+
 typedef struct fwd_job {
     h2o_multithread_message_t super;
     fwd_t *f;
-    char *method, *url, *body, *content_type, *auth;
+    char *method, *url, *body, *content_type, *auth, *sig, *sig_alg;
     size_t len;
     fwd_cb cb;
     void *arg;
@@ -39,6 +41,8 @@ static void job_free(fwd_job_t *j)
     free(j->body);
     free(j->content_type);
     free(j->auth);
+    free(j->sig);
+    free(j->sig_alg);
     free(j->res.body);
     free(j->res.content_type);
     free(j->res.location);
@@ -124,6 +128,14 @@ static void *job_main(void *arg)
         hdrs = curl_slist_append(hdrs, h);
         free(h);
     }
+    if (j->sig && j->sig_alg && asprintf(&h, ISIG_HEADER ": %s", j->sig) > 0) {
+        hdrs = curl_slist_append(hdrs, h);
+        free(h);
+        if (asprintf(&h, ISIG_ALGORITHM_HEADER ": %s", j->sig_alg) > 0) {
+            hdrs = curl_slist_append(hdrs, h);
+            free(h);
+        }
+    }
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, j->url);
@@ -190,8 +202,12 @@ void fwd_set_tls(fwd_t *f, const fwd_tls_t *tls)
     f->tls = tls;
 }
 
-int fwd_request(fwd_t *f, const char *method, const char *url, const char *body, size_t len,
-                const char *content_type, const char *auth, fwd_cb cb, void *arg)
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int fwd_request(fwd_t *f, const fwd_req_t *r, fwd_cb cb, void *arg)
 {
     if (atomic_fetch_add(&f->inflight, 1) >= FWD_MAX_INFLIGHT) {
         atomic_fetch_sub(&f->inflight, 1);
@@ -199,16 +215,18 @@ int fwd_request(fwd_t *f, const char *method, const char *url, const char *body,
     }
     fwd_job_t *j = calloc(1, sizeof *j);
     j->f = f;
-    j->method = strdup(method);
-    j->url = strdup(url);
-    if (body) {
-        j->body = malloc(len + 1);
-        memcpy(j->body, body, len);
-        j->body[len] = '\0';
-        j->len = len;
+    j->method = strdup(r->method);
+    j->url = strdup(r->url);
+    if (r->body) {
+        j->body = malloc(r->len + 1);
+        memcpy(j->body, r->body, r->len);
+        j->body[r->len] = '\0';
+        j->len = r->len;
     }
-    j->content_type = content_type ? strdup(content_type) : NULL;
-    j->auth = auth ? strdup(auth) : NULL;
+    j->content_type = dup_or_null(r->content_type);
+    j->auth = dup_or_null(r->auth);
+    j->sig = dup_or_null(r->sig);
+    j->sig_alg = dup_or_null(r->sig_alg);
     j->cb = cb;
     j->arg = arg;
     pthread_t tid;

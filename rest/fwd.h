@@ -41,10 +41,20 @@ typedef struct fwd_tls {
 fwd_t *fwd_new(h2o_loop_t *loop, long timeout_ms);
 /** Sets the TLS settings of later requests. @p tls is borrowed and must outlive @p f. */
 void fwd_set_tls(fwd_t *f, const fwd_tls_t *tls);
-/** @returns 0 if started, -1 if too many requests are in flight (cb is not called). Strings are
- *  copied. @p auth: an Authorization header value to pass on, or NULL. */
-int fwd_request(fwd_t *f, const char *method, const char *url, const char *body, size_t len,
-                const char *content_type, const char *auth, fwd_cb cb, void *arg);
+/** One request to make. Every string may be NULL but method and url. */
+typedef struct fwd_req {
+    const char *method, *url;
+    const char *body;
+    size_t len;
+    const char *content_type;
+    const char *auth;          /* an Authorization header value to pass on */
+    const char *sig, *sig_alg; /* X-Connect-Authorization and X-Connect-Request-Signature-Algorithm
+                                  (signed internal requests, worker/isig.h) */
+} fwd_req_t;
+
+/** @returns 0 if started, -1 if too many requests are in flight (cb is not called). Everything
+ *  in @p r is copied. */
+int fwd_request(fwd_t *f, const fwd_req_t *r, fwd_cb cb, void *arg);
 /** Waits for in-flight requests (their callbacks are not called) and frees. */
 void fwd_destroy(fwd_t *f);
 

@@ -23,6 +23,7 @@
 #include "rest/sec.h"
 #include "rest/ui.h"
 #include "worker/flog.h"
+#include "worker/isig.h"
 #include "worker/metrics.h"
 
 #define MAX_SEGS 8
@@ -542,6 +543,13 @@ static int name_ok(call_t *c, const char *name)
 
 /* ---- forwarding ------------------------------------------------------------------------ */
 
+/* A request header's value (the first, by lower-case name), malloc'd, or NULL. */
+static char *header_dup(const h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i >= 0 ? strndup(req->headers.entries[i].value.base, req->headers.entries[i].value.len) : NULL;
+}
+
 /* Runs @p fn here if this worker is the leader; otherwise forwards to the leader.
  * Returns 1 if the caller should run the operation locally. */
 static int leader_or_forward(call_t *c)
@@ -584,19 +592,22 @@ static int leader_or_forward(call_t *c)
     fprintf(f, "%sforward=%s", first ? "" : "&", fwdp ? "false" : "true");
     fclose(f);
     h2o_req_t *req = c->req;
-    ssize_t ci = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    char *ct = ci >= 0 ? strndup(req->headers.entries[ci].value.base, req->headers.entries[ci].value.len) : NULL;
-    char *au = ai >= 0 ? strndup(req->headers.entries[ai].value.base, req->headers.entries[ai].value.len) : NULL;
+    char *ct = header_dup(req, "content-type"), *au = header_dup(req, "authorization");
+    char *sig = header_dup(req, "x-connect-authorization");
+    char *alg = header_dup(req, "x-connect-request-signature-algorithm");
     rreq_t *rr = rreq_new(r, req);
     FLOG(DEBUG, REST, "forwarding %s %s to %s", c->method, c->path, url);
-    if (fwd_request(r->fwd, c->method, url, req->entity.base, req->entity.len, ct, au, on_forwarded, rr)) {
+    fwd_req_t fr = {.method = c->method, .url = url, .body = req->entity.base, .len = req->entity.len,
+                    .content_type = ct, .auth = au, .sig = sig, .sig_alg = alg};
+    if (fwd_request(r->fwd, &fr, on_forwarded, rr)) {
         rreq_unref(rr);
         send_error(req, 503, "Too many forwarded requests in flight; retry later");
     }
     free(url);
     free(ct);
     free(au);
+    free(sig);
+    free(alg);
     return 0;
 }
 
@@ -758,10 +769,10 @@ static int do_task_restart_forward(call_t *c, const char *owner)
     char *url;
     if (asprintf(&url, "%s%s?forward=%s", owner, c->path, fwdp ? "false" : "true") < 0)
         abort();
-    ssize_t ai = h2o_find_header(&c->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    char *au = ai >= 0 ? strndup(c->req->headers.entries[ai].value.base, c->req->headers.entries[ai].value.len) : NULL;
+    char *au = header_dup(c->req, "authorization");
     rreq_t *rr = rreq_new(c->r, c->req);
-    int busy = fwd_request(c->r->fwd, "POST", url, NULL, 0, NULL, au, on_forwarded, rr);
+    fwd_req_t fr = {.method = "POST", .url = url, .auth = au};
+    int busy = fwd_request(c->r->fwd, &fr, on_forwarded, rr);
     free(au);
     if (busy) {
         rreq_unref(rr);
@@ -771,8 +782,53 @@ static int do_task_restart_forward(call_t *c, const char *owner)
     return 0;
 }
 
+/* Internal requests must carry a valid signature made with the group's session key (KIP-507;
+ * Kafka Connect's checks, statuses and messages). Checked on every worker, before forwarding.
+ * @returns 1 if the request may proceed, 0 after an error was sent. */
+static int signature_ok(call_t *c)
+{
+    const wconf_t *wc = c->r->wc;
+    if (!wc->isig_enabled)
+        return 1;
+    h2o_req_t *req = c->req;
+    char *sig = header_dup(req, "x-connect-authorization"), *alg = header_dup(req, "x-connect-request-signature-algorithm");
+    const unsigned char *key;
+    size_t keylen;
+    int ok = 0, known = 0;
+    for (size_t i = 0; alg && wc->isig_verify[i]; i++)
+        known |= !strcmp(alg, wc->isig_verify[i]);
+    if (!sig || !alg) {
+        send_error(req, 400, "Internal request missing required signature");
+    } else if (!known) {
+        char list[512] = "";
+        for (size_t i = 0, n = 0; wc->isig_verify[i] && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", wc->isig_verify[i]);
+        send_error(req, 400, "This worker does not support the '%s' key signing algorithm used by other workers. "
+                   "This worker is currently configured to use: [%s]. Check that all workers' configuration files "
+                   "permit the same set of signature algorithms, and correct any misconfigured worker and restart it.",
+                   alg, list);
+    } else if (herder_session_key(c->r->h, &key, &keylen)) {
+        send_error(req, 503, "This worker is still starting up and has not been able to read a session key from "
+                   "the config topic yet");
+    } else {
+        int v = isig_verify(alg, key, keylen, req->entity.base, req->entity.len, sig, strlen(sig));
+        if (v < 0)
+            send_error(req, 400, "Invalid signature: not base64");
+        else if (v == 0)
+            send_error(req, 403, "Internal request contained invalid signature.");
+        ok = v == 1;
+    }
+    if (!ok)
+        FLOG(WARN, REST, "refused %s %s: %s signature", c->method, c->path, !sig || !alg ? "no" : "an invalid");
+    free(sig);
+    free(alg);
+    return ok;
+}
+
 static int do_task_post(call_t *c, const char *name)
 {
+    if (!signature_ok(c))
+        return 0;
     json_t *body = read_body(c, 0);
     if (!body)
         return 0;
@@ -1103,10 +1159,21 @@ static void send_task_configs(void *arg, const char *leader_url, const char *nam
     if (asprintf(&url, "%s/connectors/%s/tasks?forward=true", leader_url, esc) < 0)
         abort();
     char *body = json_dumps(configs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *arg2 = strdup(name);
-    if (fwd_request(r->fwd, "POST", url, body, strlen(body), "application/json", sec_internal_auth(r->sec),
-                    on_task_configs_sent, arg2))
-        free(arg2);
+    char *arg2 = strdup(name), *sig = NULL;
+    const unsigned char *key;
+    size_t keylen;
+    if (r->wc->isig_enabled && herder_session_key(r->h, &key, &keylen) == 0)
+        sig = isig_sign(r->wc->isig_algorithm, key, keylen, body, strlen(body));
+    fwd_req_t fr = {.method = "POST", .url = url, .body = body, .len = strlen(body),
+                    .content_type = "application/json", .auth = sec_internal_auth(r->sec), .sig = sig,
+                    .sig_alg = r->wc->isig_algorithm};
+    if (r->wc->isig_enabled && !sig)
+        FLOG(WARN, REST, "task configs of %s not sent: no session key read from the config topic yet "
+             "(sent again at the connector's next report)", name);
+    else if (fwd_request(r->fwd, &fr, on_task_configs_sent, arg2) == 0)
+        arg2 = NULL;
+    free(arg2);
+    free(sig);
     curl_free(esc);
     free(url);
     free(body);
