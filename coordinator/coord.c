@@ -53,7 +53,7 @@
 
 #define ZBUF_MAX (1024 * 1024)
 
-typedef enum { MSG_LEADER = 1, MSG_ASSIGN, MSG_FENCE } msg_type_t;
+typedef enum { MSG_LEADER = 1, MSG_ASSIGN, MSG_FENCE, MSG_DIRECTORY } msg_type_t;
 
 typedef struct coord_msg {
     h2o_multithread_message_t super;
@@ -62,6 +62,7 @@ typedef struct coord_msg {
     char *url;
     int64_t generation;
     assign_list_t assigned;
+    char **directory; /* MSG_DIRECTORY: worker id, REST URL, ... NULL */
 } coord_msg_t;
 
 typedef enum { CS_CONNECTING = 0, CS_CONNECTED, CS_EXPIRED } session_t;
@@ -202,7 +203,13 @@ static void on_msgs(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
         case MSG_FENCE:
             herder_fence(co->h);
             break;
+        case MSG_DIRECTORY:
+            herder_set_directory(co->h, (const char *const *)m->directory);
+            break;
         }
+        for (size_t i = 0; m->directory && m->directory[i]; i++)
+            free(m->directory[i]);
+        free(m->directory);
         free(m->url);
         assign_list_dispose(&m->assigned);
         free(m);
@@ -433,6 +440,67 @@ static int get_watched(coord_t *co, const char *path, int *len)
     return ZNONODE;
 }
 
+/* The member znode with the lowest sequence number (the one that leads by the election) into
+ * @p out. @returns ZOK, ZNONODE if there is none, or the error. */
+static int lowest_member(coord_t *co, char *out, size_t len)
+{
+    struct String_vector kids = {0};
+    int rc = zoo_get_children(co->zh, co->members_path, 0, &kids);
+    if (rc != ZOK)
+        return rc;
+    const char *lowest = NULL;
+    for (int i = 0; i < kids.count; i++)
+        if (!lowest || strcmp(kids.data[i], lowest) < 0)
+            lowest = kids.data[i];
+    if (lowest)
+        snprintf(out, len, "%s", lowest);
+    deallocate_String_vector(&kids);
+    return lowest ? ZOK : ZNONODE;
+}
+
+static int lowest_is_me(coord_t *co)
+{
+    char lowest[64];
+    return lowest_member(co, lowest, sizeof lowest) == ZOK && !strcmp(lowest, co->member_name);
+}
+
+/* The leader znode is believed only when it agrees with the election: it names the member with
+ * the lowest sequence number, and that member's own znode advertises the same REST URL. Without
+ * this, whoever could rewrite the leader znode (anyone, where ZooKeeper ACLs are off) would make
+ * followers forward requests, Authorization headers included, wherever it says. Member znodes
+ * are ephemeral and carry their owner's URL; with ACLs on only the group's workers write them.
+ * @returns 1 if plausible, else 0 with @p why filled. */
+static int leader_plausible(coord_t *co, const proto_leader_t *l, char *why, size_t len)
+{
+    char lowest[64];
+    int rc = lowest_member(co, lowest, sizeof lowest);
+    if (rc != ZOK) {
+        snprintf(why, len, "cannot list the members (%s)", zerror(rc));
+        return 0;
+    }
+    int ok = !strcmp(lowest, l->member);
+    if (!ok) {
+        snprintf(why, len, "it names %.64s, but the member that leads by the election is %s", l->member, lowest);
+        return 0;
+    }
+    char *p = path_join(co->members_path, l->member);
+    int n = ZBUF_MAX;
+    rc = zoo_get(co->zh, p, 0, co->buf, &n, NULL);
+    free(p);
+    proto_member_t m;
+    ferr_t err;
+    if (rc != ZOK || n <= 0 || proto_member_decode(co->buf, n, &m, &err)) {
+        snprintf(why, len, "the znode of member %s cannot be read (%s)", l->member, rc != ZOK ? zerror(rc) : "malformed");
+        return 0;
+    }
+    ok = !strcmp(m.rest_url, l->rest_url);
+    if (!ok)
+        snprintf(why, len, "it gives the REST URL %.200s, but member %s advertises %.200s", l->rest_url, l->member,
+                 m.rest_url);
+    proto_member_dispose(&m);
+    return ok;
+}
+
 /* Everyone: who leads, and where to forward. */
 static void read_leader(coord_t *co)
 {
@@ -446,11 +514,28 @@ static void read_leader(coord_t *co)
         return;
     proto_leader_t l;
     ferr_t err;
-    if (proto_leader_decode(co->buf, len, &l, &err)) {
+    char why[512];
+    int bad = proto_leader_decode(co->buf, len, &l, &err) != FERR_OK;
+    if (co->leader && (bad || strcmp(l.member, co->member_name) || strcmp(l.rest_url, co->rest_url)) &&
+        lowest_is_me(co)) {
+        /* someone else wrote it (where ZooKeeper ACLs are off anyone can): say again who leads */
+        FLOG(WARN, COORD, "the leader znode was changed by someone else (%s); publishing this leader again",
+             bad ? "malformed" : l.rest_url);
+        if (!bad)
+            proto_leader_dispose(&l);
+        publish_leader(co);
+        return;
+    }
+    if (bad) {
         FLOG(WARN, COORD, "ignoring malformed leader znode: %s", err.msg);
         return;
     }
-    post_leader(co, !strcmp(l.member, co->member_name) && co->leader, l.rest_url, l.generation);
+    if (leader_plausible(co, &l, why, sizeof why)) {
+        post_leader(co, !strcmp(l.member, co->member_name) && co->leader, l.rest_url, l.generation);
+    } else {
+        FLOG(WARN, COORD, "ignoring the leader znode: %s; no leader known until it agrees with the election", why);
+        post_leader(co, 0, NULL, 0);
+    }
     proto_leader_dispose(&l);
 }
 
@@ -477,6 +562,15 @@ static void read_assignment(coord_t *co)
                 assign_list_copy(&m->assigned, &a.entries[i].assigned);
         FLOG(INFO, COORD, "generation %lld: assigned %zu item(s)", (long long)a.generation, m->assigned.n);
         co->applied_generation = a.generation;
+        /* who is who in this generation: where a task's owner is reached (herder_set_directory) */
+        coord_msg_t *d = calloc(1, sizeof *d);
+        d->type = MSG_DIRECTORY;
+        d->directory = calloc(2 * a.n + 1, sizeof *d->directory);
+        for (size_t i = 0; i < a.n; i++) {
+            d->directory[2 * i] = strdup(a.entries[i].worker_id);
+            d->directory[2 * i + 1] = strdup(a.entries[i].rest_url);
+        }
+        post(co, d);
         post(co, m);
         write_ack(co);
     }
