@@ -8,12 +8,10 @@
  * Signals reach the loop through a self-pipe, the only async-signal-safe way in. */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define H2O_USE_LIBUV 0
@@ -21,6 +19,7 @@
 #include <h2o.h>
 
 #include "coordinator/coord.h"
+#include "rest/listener.h"
 #include "rest/rest.h"
 #include "rest/sec.h"
 #include "worker/evq.h"
@@ -92,44 +91,7 @@ static void usage(FILE *f)
             "See ferry-worker(1).\n");
 }
 
-static int listen_on(const wconf_t *wc, char *why, size_t len)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res;
-    char port[16];
-    snprintf(port, sizeof port, "%d", wc->listener_port);
-    const char *host = wc->listener_host && *wc->listener_host ? wc->listener_host : NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc) {
-        snprintf(why, len, "cannot resolve listener host %s: %s", host ? host : "*", gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-            break;
-        snprintf(why, len, "cannot listen on %s:%d: %s", host ? host : "*", wc->listener_port, strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 static h2o_accept_ctx_t accept_ctx;
-
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    h2o_socket_t *sock;
-    if (err || !(sock = h2o_evloop_socket_accept(listener)))
-        return;
-    h2o_accept(&accept_ctx, sock);
-}
 
 int main(int argc, char **argv)
 {
@@ -225,14 +187,12 @@ int main(int argc, char **argv)
     accept_ctx.hosts = config.hosts;
     if ((accept_ctx.ssl_ctx = sec_server_ctx(sec)))
         h2o_ssl_register_alpn_protocols(accept_ctx.ssl_ctx, h2o_http2_alpn_protocols);
-    int lfd = listen_on(wc, why, sizeof why);
-    if (lfd < 0) {
+    listener_t *lst = listener_new(wc, loop, &accept_ctx, why, sizeof why);
+    if (!lst) {
         fprintf(stderr, "ferry-worker: %s\n", why);
         rc = 1;
         goto out_rest;
     }
-    h2o_socket_t *lsock = h2o_evloop_socket_create(loop, lfd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(lsock, on_accept);
     h2o_socket_t *ssock = h2o_evloop_socket_create(loop, sig_pipe[0], 0);
     h2o_socket_read_start(ssock, on_sig_readable);
 
@@ -251,8 +211,7 @@ int main(int argc, char **argv)
         FLOG(INFO, WORKER, "stopping: finishing in-flight batches and storing offsets");
         coord_stop(co);
     }
-    h2o_socket_read_stop(lsock);
-    h2o_socket_close(lsock);
+    listener_destroy(lst);
     h2o_socket_close(ssock);
 out_rest:
     herder_destroy(h);
