@@ -666,6 +666,18 @@ def consume(bs, topic, n, partition=None, offset=None, timeout_ms=None):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def put_raw(bs, topic, records):
+    """Writes (key, value) text records to a topic with kcat, as any other Kafka client could
+    (values single-line; keys partitioned by murmur2, as ferry's and Kafka's Java clients do,
+    so a record lands in the partition ferry's own record of that key is in)."""
+    data = "".join(f"{k}\t{v}\n" for k, v in records).encode()
+    r = subprocess.run(["kcat", "-P", "-b", bs, "-t", topic, "-K", "\t", "-X", "partitioner=murmur2_random"],
+                       input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError(f"kcat -P to {topic} failed: {r.stderr.decode(errors='replace')}")
+    log(f"wrote {len(records)} raw record(s) to {topic}")
+
+
 def wait_records(bs, topic, total, timeout_ms=60000):
     """True once the topic holds at least `total` records (sum of high - low watermarks)."""
     rc, _ = kafkatool("wait", "-b", bs, "-t", topic, "-n", total, "--timeout-ms", timeout_ms)

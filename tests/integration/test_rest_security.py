@@ -109,6 +109,8 @@ class SecureCluster:
             self.ctx = ssl.create_default_context(cafile=self.ca)
             self.headers = {}
             extra = {
+                # with HTTPS on, ZooKeeper ACLs are on by default once credentials are given
+                "zookeeper.digest.username": "ferry", "zookeeper.digest.password": "zk-s3cret",
                 "listeners.https.ssl.keystore.type": "PEM",
                 "listeners.https.ssl.keystore.location": self.keystore,
                 "listeners.https.ssl.truststore.type": "PEM",
@@ -277,8 +279,12 @@ class RestSecurityTest(unittest.TestCase):
                 "offset.storage.topic": "o", "status.storage.topic": "s",
                 "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
                 "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
-                "zookeeper.connect": "127.0.0.1:1", "listeners": "https://127.0.0.1:0"}
+                "zookeeper.connect": "127.0.0.1:1", "listeners": "https://127.0.0.1:0",
+                "zookeeper.set.acl": "false"}
         cases = [
+            ({"zookeeper.set.acl": None}, "zookeeper.set.acl"),
+            ({"listeners": "http://127.0.0.1:0", "rest.extension.classes": BASIC_AUTH,
+              "zookeeper.set.acl": None}, "zookeeper.set.acl"),
             ({"listeners.https.ssl.keystore.type": "PEM",
               "listeners.https.ssl.keystore.location": os.path.join(d, "missing.pem")},
              "listeners.https.ssl.keystore.location"),
@@ -292,7 +298,7 @@ class RestSecurityTest(unittest.TestCase):
              "rest.basic.auth.credentials.file"),
         ]
         for extra, key in cases:
-            props = {**base, **extra}
+            props = {k: v for k, v in {**base, **extra}.items() if v is not None}
             path = os.path.join(d, "w.properties")
             write_properties(path, props, "startup error case")
             for argv in ([binary("ferry-worker"), path], [binary("ferry-worker"), "--check", path]):
