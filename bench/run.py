@@ -319,7 +319,7 @@ def stop_all(workers, mocks):
 
 
 def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
-    tag = f"{workers_n}w-{parts}p-{size}b"
+    tag = case_name(workers_n, parts, size)
     tmp = os.path.join(tmp_root, tag)
     os.makedirs(tmp)
     tasks = parts
@@ -1039,6 +1039,16 @@ def run_profile(tmp_root, zk, parts=64, size=100, n=1000000):
 
 # ------------------------------------------------------------------ main
 
+# the copy cases (workers, partitions, value size) of a quick and of a full run
+COPY_GRID_QUICK = [(1, 8, 100), (3, 8, 100)]
+COPY_GRID = [(w, p, s) for s in (100, 1024) for p in (8, 64) for w in (1, 3)]
+
+
+def case_name(workers, parts, size):
+    """A copy case's name in the log, the JSON and --cases: 1w-8p-100b."""
+    return f"{workers}w-{parts}p-{size}b"
+
+
 def records_for(parts, size, want):
     return min(want, parts * PER_PARTITION_CAP[size])
 
@@ -1062,6 +1072,10 @@ def main():
             f.write(md + "\n")
         print(md)
         return 0
+    unknown = set(filter(None, args.cases.split(","))) - \
+        {case_name(w, p, z) for w, p, z in COPY_GRID_QUICK + COPY_GRID}
+    if unknown:
+        sys.exit(f"--cases: no copy case {', '.join(sorted(unknown))} (names like 1w-8p-100b)")
     for b in ("ferry-worker", "mockcluster", "kafkatool", "assign_test"):
         ft.binary(b)
     if not shutil.which("kcat"):
@@ -1087,20 +1101,16 @@ def main():
                "cases": [], "growth": [], "failover": None, "assign": None, "delivery": None}
         if args.quick:
             want, repeats = 100000, 1
-            grid = [(1, 8, 100), (3, 8, 100)]
+            grid = COPY_GRID_QUICK
             growth = [(8, 12500), (32, 50000)]
             kills, rest_n, wrk_s = 2, 50, 2
         else:
             want, repeats = 1000000, 3
-            grid = [(w, p, s) for s in (100, 1024) for p in (8, 64) for w in (1, 3)]
+            grid = COPY_GRID
             growth = [(8, 125000), (32, 500000), (128, 2000000)]
             kills, rest_n, wrk_s = 5, 200, 5
         if args.cases:
-            names = set(args.cases.split(","))
-            unknown = names - {f"{w}w-{p}p-{z}b" for w, p, z in grid}
-            if unknown:
-                sys.exit(f"--cases: no such case {', '.join(sorted(unknown))} in this run")
-            grid = [(w, p, z) for w, p, z in grid if f"{w}w-{p}p-{z}b" in names]
+            grid = [(w, p, z) for w, p, z in grid if case_name(w, p, z) in args.cases.split(",")]
         res["repeats"] = repeats
         res["errors"] = []
 
@@ -1114,7 +1124,7 @@ def main():
                 return None
         if "copy" in only:
             for w, p, s in grid:
-                c = guarded(f"case {w}w-{p}p-{s}b", lambda: run_case(
+                c = guarded(f"case {case_name(w, p, s)}", lambda: run_case(
                     tmp_root, zk, w, p, s, records_for(p, s, want), repeats))
                 if c:
                     res["cases"].append(c)
