@@ -12,17 +12,25 @@ serves the whole run (each case uses its own group.id, hence its own znodes).
 
 What is measured (docs/PERFORMANCE.md explains the methods and the limits):
   1. baselines per case: librdkafka consume-only (`kafkatool drain`), librdkafka produce-only
-     (`kafkatool produce-bench`) and a `kcat -C | kcat -P` pipe with the tuned consumer;
+     (`kafkatool produce-bench`), a `kcat -C | kcat -P` pipe with the tuned consumer, and the
+     minimal faithful copier `kafkatool copy` (one consumer, one idempotent producer, ferry's
+     client settings: what librdkafka itself reaches for the copy ferry makes);
   2. ferry with 1 and 3 workers, 8 and 64 partitions, 100 B and 1 KiB values: the clock starts
      right before POST /connectors (records pre-produced) and stops when the sum of the
      destination's high watermarks reaches N (`kafkatool watch`, 10 ms polls); peak RSS (VmHWM),
-     CPU s per million records, and end-to-end latency p50/p99 at a fixed rate;
+     threads per worker (the most seen in /proc/PID/status while it copies), CPU s per million
+     records, each against the minimal copier, and end-to-end latency p50/p99 at a fixed rate;
   3. cost growth (1x, 4x, 16x partitions and records, 1 worker);
   4. failover: kill -9 of a worker, 5 times, until its partitions are owned again;
   5. REST: wrk on GET /connectors, and forwarded POST/DELETE latency on a follower;
   6. the assignor's benchmark line from tests/unit/assign_test.
 
 The results go to stdout (Markdown), bench/results/latest.md and bench/results/latest.json.
+
+Allocator: with FERRY_JEMALLOC (the default build) ferry-worker and kafkatool are both linked
+with jemalloc, so ferry and the minimal copier (and the drain and produce-bench baselines) use
+the same malloc; kcat and the mock clusters use glibc's. The report names the allocator each
+side ran with. `--cases 1w-8p-100b,...` limits the copy part to those cases (for A/B runs).
 """
 import argparse
 import json
@@ -34,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +59,8 @@ PER_PARTITION_CAP = {100: 30000, 1024: 4500}
 LATENCY_RATE = 20000             # records/s during the latency run
 LATENCY_SECONDS = 5
 SESSION_TIMEOUT_MS = 6000        # zookeeper.session.timeout.ms (ferry's default) in the failover run
+# what the bench workers' source consumers get (ferrytest.worker_properties); the copier too
+WORKER_FETCH_WAIT_MS = ft.worker_properties("", "", "", 0, "")["consumer.fetch.wait.max.ms"]
 
 
 def log(msg):
@@ -81,6 +92,51 @@ def proc_status_kb(pid, field):
 
 def proc_threads(pid):
     return proc_status_kb(pid, "Threads")   # "Threads:  N" has no unit but parses the same
+
+
+class ThreadSampler:
+    """The most threads each process had ("Threads:" of /proc/PID/status), sampled every
+    `interval` s by a background thread between __enter__ and __exit__."""
+
+    def __init__(self, pids, interval=0.05):
+        self.pids, self.interval = list(pids), interval
+        self.most = {pid: 0 for pid in self.pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        for pid in self.pids:
+            n = proc_threads(pid)
+            if n and n > self.most[pid]:
+                self.most[pid] = n
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return False
+
+    def maxima(self):
+        return [self.most[pid] or None for pid in self.pids]
+
+
+def proc_allocator(pid):
+    """"jemalloc" if the process has libjemalloc mapped (linked or LD_PRELOADed), else "libc"."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "jemalloc" if "libjemalloc" in f.read() else "libc"
+    except OSError:
+        return None
 
 
 def cpu_of(workers):
@@ -162,6 +218,19 @@ def baseline_pipe(src_bs, topic, dst_bs, dst_topic, n):
     return n / secs, cpu / n * 1e6
 
 
+def baseline_copy(src_bs, topic, dst_bs, dst_topic, n):
+    """The minimal faithful copier (`kafkatool copy`, ferry's client settings) copying the n
+    records; the consumer gets the bench workers' consumer.fetch.wait.max.ms (ferrytest's
+    worker_properties) so that both fetch alike. Checked by the destination's high
+    watermarks."""
+    r = kafkatool_json("copy", "-s", src_bs, "-t", topic, "-d", dst_bs, "-T", dst_topic, "-n", n,
+                       "-X", f"consumer.fetch.wait.max.ms={WORKER_FETCH_WAIT_MS}")
+    got = hwm_total(dst_bs, dst_topic)
+    if got != n:
+        raise RuntimeError(f"kafkatool copy delivered {got} of {n} records")
+    return r
+
+
 # ------------------------------------------------------------------ ferry runs
 
 def connector_body(src_bs, name, topic, target, tasks, overrides=None):
@@ -216,10 +285,12 @@ def ferry_copy(src, dst, workers, name, topic, target, n, tasks, overrides=None)
         raise RuntimeError(f"kafkatool watch did not start: {ready!r}")
     mocks = [src.pid, dst.pid]
     cpu0, mcpu0, tick0 = cpu_of(workers), sum(proc_cpu_s(p) or 0 for p in mocks), machine_ticks()
-    t0 = post_connector(workers[0].url, connector_body(src.bootstrap, name, topic, target, tasks,
-                                                       overrides))
-    out, _ = watch.communicate(timeout=900)
-    cpu1, mcpu1, tick1 = cpu_of(workers), sum(proc_cpu_s(p) or 0 for p in mocks), machine_ticks()
+    with ThreadSampler([w.pid for w in workers]) as threads:
+        t0 = post_connector(workers[0].url, connector_body(src.bootstrap, name, topic, target,
+                                                           tasks, overrides))
+        out, _ = watch.communicate(timeout=900)
+        cpu1, mcpu1, tick1 = cpu_of(workers), sum(proc_cpu_s(p) or 0 for p in mocks), \
+            machine_ticks()
     res = json.loads(out.strip().splitlines()[-1])
     if watch.returncode != 0 or res["done_wall_ms"] < 0:
         raise RuntimeError(f"{name}: the destination never held {n} records: {res}")
@@ -230,7 +301,8 @@ def ferry_copy(src, dst, workers, name, topic, target, n, tasks, overrides=None)
     return {"seconds": secs, "records_per_s": n / secs, "first_record_s": first,
             "all_partitions_s": every,
             "copy_records_per_s": n / max(secs - first, 1e-3), "cpu_s": cpu1 - cpu0,
-            "mock_cpu_s": mcpu1 - mcpu0, "machine_busy_pct": busy_pct(tick0, tick1)}
+            "mock_cpu_s": mcpu1 - mcpu0, "machine_busy_pct": busy_pct(tick0, tick1),
+            "threads_max": threads.maxima()}
 
 
 def start_workers(tmp, zk, dst, group, count, extra=None):
@@ -247,7 +319,7 @@ def stop_all(workers, mocks):
 
 
 def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
-    tag = f"{workers_n}w-{parts}p-{size}b"
+    tag = case_name(workers_n, parts, size)
     tmp = os.path.join(tmp_root, tag)
     os.makedirs(tmp)
     tasks = parts
@@ -255,12 +327,13 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
     src = ft.MockKafka(tmp, "src", {"bench": parts})
     dst_topics = dict(ft.STORAGE_TOPICS)
     for r in range(repeats):
-        dst_topics.update({f"bench.r{r}": parts, f"pipe{r}": parts, f"wr{r}": parts})
+        dst_topics.update({f"bench.r{r}": parts, f"pipe{r}": parts, f"wr{r}": parts,
+                           f"copy{r}": parts})
     dst = ft.MockKafka(tmp, "dst", dst_topics)
     workers = []
     try:
         ft.produce(src.bootstrap, "bench", n, size=size, partitions=parts)
-        drain, drain_cpu, prod, pipe, pipe_cpu = [], [], [], [], []
+        drain, drain_cpu, prod, pipe, pipe_cpu, copier = [], [], [], [], [], []
         for r in range(repeats):
             rate, cpu = baseline_drain(src.bootstrap, "bench", n)
             drain.append(rate)
@@ -269,8 +342,10 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
             rate, cpu = baseline_pipe(src.bootstrap, "bench", dst.bootstrap, f"pipe{r}", n)
             pipe.append(rate)
             pipe_cpu.append(cpu)
+            copier.append(baseline_copy(src.bootstrap, "bench", dst.bootstrap, f"copy{r}", n))
         log(f"case {tag}: consume-only {median(drain):,.0f}/s, produce-only {median(prod):,.0f}/s, "
-            f"kcat pipe {median(pipe):,.0f}/s")
+            f"kcat pipe {median(pipe):,.0f}/s, minimal copier "
+            f"{median([c['records_per_s'] for c in copier]):,.0f}/s")
 
         workers = start_workers(tmp, zk, dst, f"bench-{tag}", workers_n)
         runs = []
@@ -284,6 +359,7 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
                 delete_connector(workers, name, tasks)
         hwm_kb = [proc_status_kb(w.pid, "VmHWM") for w in workers]
         threads = [proc_threads(w.pid) for w in workers]
+        allocator = proc_allocator(workers[0].pid)
         # idle cost: the connector of the last run stays up with nothing to copy
         c0, t0 = cpu_of(workers), time.monotonic()
         time.sleep(2.0)
@@ -297,6 +373,9 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
             log(f"case {tag}: latency p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms")
             hwm_kb = [proc_status_kb(w.pid, "VmHWM") for w in workers]
         rate = median([x["records_per_s"] for x in runs])
+        cpu_m = median([x["cpu_s"] / n * 1e6 for x in runs])
+        copier_rate = median([c["records_per_s"] for c in copier])
+        copier_cpu_m = median([c["cpu_s_per_million"] for c in copier])
         return {
             "case": tag, "workers": workers_n, "partitions": parts, "size": size, "records": n,
             "tasks_max": tasks, "repeats": repeats,
@@ -314,7 +393,18 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
             "ratio_kcat_pipe": rate / median(pipe),
             "peak_rss_mib": [round(k / 1024, 1) if k else None for k in hwm_kb],
             "threads": threads,
-            "cpu_s_per_million": median([x["cpu_s"] / n * 1e6 for x in runs]),
+            "threads_max": [max(filter(None, col), default=None)
+                            for col in zip(*[x["threads_max"] for x in runs])],
+            "cpu_s_per_million": cpu_m,
+            "copier_runs": copier,
+            "copier_per_s": copier_rate,
+            "copier_copy_records_per_s": median([c["copy_records_per_s"] for c in copier]),
+            "copier_cpu_s_per_million": copier_cpu_m,
+            "copier_peak_rss_mib": round(median([c["peak_rss_kb"] for c in copier]) / 1024, 1),
+            "copier_threads": max(c["threads"] for c in copier),
+            "ratio_copier": rate / copier_rate,
+            "cpu_ratio_copier": cpu_m / copier_cpu_m if copier_cpu_m else None,
+            "allocator": {"ferry": allocator, "copier": copier[0].get("allocator")},
             "mock_cpu_s_per_million": median([x["mock_cpu_s"] / n * 1e6 for x in runs]),
             "machine_busy_pct": median([x["machine_busy_pct"] for x in runs]),
             "idle_cpu_pct": idle_cpu_pct,
@@ -404,6 +494,7 @@ def run_growth(tmp_root, zk, steps):
                         "consume_only_per_s": drain,
                         "peak_rss_mib": round(rss / 1024, 1) if rss else None,
                         "threads": proc_threads(workers[0].pid),
+                        "threads_max": run["threads_max"][0],
                         "cpu_s_per_million": run["cpu_s"] / n * 1e6})
             log(f"growth {parts} partitions, {n:,} records: {run['seconds']:.2f} s, "
                 f"RSS {out[-1]['peak_rss_mib']} MiB")
@@ -694,6 +785,71 @@ def size_label(size):
     return "1 KiB" if size == 1024 else f"{size} B"
 
 
+def fmt_list(xs, nd=0):
+    return "–" if not xs else ", ".join(fmt(x, nd) for x in xs)
+
+
+def report_cases(L, cases):
+    """The copy tables: ferry per case, the baselines, and ferry against the minimal copier.
+    Results written before the copier existed lack its fields: they show as –."""
+    L.append("## Copy throughput\n")
+    L.append("| workers | partitions | value | N | ferry records/s | MB/s | × minimal copier | "
+             "× consume-only | × kcat pipe | first record / every partition | peak RSS/worker | "
+             "threads/worker | CPU s per M | idle CPU | latency p50 / p99 |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        lat = c.get("latency")
+        lat_s = f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms" if lat else "–"
+        L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
+                 f"{c['records']:,} | {fmt_rate(c['records_per_s'])} | {c['mb_per_s']:.0f} | "
+                 f"{fmt(c.get('ratio_copier'), 2)} | {c['ratio_consume_only']:.2f} | "
+                 f"{c['ratio_kcat_pipe']:.2f} | {c['first_record_s']:.2f} / "
+                 f"{fmt(c.get('all_partitions_s'), 2)} s | {fmt_list(c['peak_rss_mib'])} MiB | "
+                 f"{fmt_list(c.get('threads_max'))} | {c['cpu_s_per_million']:.1f} | "
+                 f"{c['idle_cpu_pct']:.0f}% | {lat_s} |")
+    L.append("")
+    L.append("Baselines measured in the same case (same mock clusters, same records):\n")
+    L.append("| workers | partitions | value | consume-only (kafkatool drain) | produce-only "
+             "(kafkatool produce-bench) | kcat -C \\| kcat -P | minimal copier (kafkatool copy) | "
+             "ferry after its first record | CPU s per M: kcat pipe / copier / ferry / both mocks | "
+             "machine busy during ferry |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
+                 f"{fmt_rate(c['consume_only_per_s'])} | {fmt_rate(c['produce_only_per_s'])} | "
+                 f"{fmt_rate(c['kcat_pipe_per_s'])} | {fmt_rate(c.get('copier_per_s'))} | "
+                 f"{fmt_rate(c['copy_records_per_s'])} | "
+                 f"{fmt(c.get('kcat_pipe_cpu_s_per_million'))} / "
+                 f"{fmt(c.get('copier_cpu_s_per_million'))} / {fmt(c['cpu_s_per_million'])} / "
+                 f"{fmt(c.get('mock_cpu_s_per_million'))} | {fmt(c.get('machine_busy_pct'), 0)}% |")
+    L.append("")
+    if not any(c.get("copier_per_s") for c in cases):
+        return
+    L.append("ferry against the minimal copier (`kafkatool copy`: one consumer, one idempotent "
+             "producer, ferry's client settings, same records; its clock runs from client "
+             "creation to the N-th acknowledgement, ferry's from POST /connectors to N in the "
+             "destination):\n")
+    L.append("| workers | partitions | value | copier records/s | ferry × copier | after the "
+             "first record: copier / ferry | CPU s per M: copier / ferry | ferry CPU ÷ copier CPU | "
+             "peak RSS: copier / ferry per worker | threads: copier / ferry per worker | "
+             "allocator: copier / ferry |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        if not c.get("copier_per_s"):
+            continue
+        alloc = c.get("allocator") or {}
+        L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
+                 f"{fmt_rate(c['copier_per_s'])} | {fmt(c.get('ratio_copier'), 2)} | "
+                 f"{fmt_rate(c.get('copier_copy_records_per_s'))} / "
+                 f"{fmt_rate(c['copy_records_per_s'])} | "
+                 f"{fmt(c.get('copier_cpu_s_per_million'))} / {fmt(c['cpu_s_per_million'])} | "
+                 f"{fmt(c.get('cpu_ratio_copier'), 2)} | {fmt(c.get('copier_peak_rss_mib'), 0)} / "
+                 f"{fmt_list(c['peak_rss_mib'])} MiB | {c.get('copier_threads') or '–'} / "
+                 f"{fmt_list(c.get('threads_max'))} | {alloc.get('copier') or '–'} / "
+                 f"{alloc.get('ferry') or '–'} |")
+    L.append("")
+
+
 def report(res):
     L = []
     m = res["machine"]
@@ -704,42 +860,17 @@ def report(res):
              f"`{res['command']}`; {res['wall_s']:.0f} s in all. Medians of {res['repeats']} "
              f"run(s) per case; every case on fresh mock clusters (3 brokers each).\n")
     if res["cases"]:
-        L.append("## Copy throughput\n")
-        L.append("| workers | partitions | value | N | ferry records/s | MB/s | × consume-only | "
-                 "× kcat pipe | first record / every partition | peak RSS/worker | CPU s per M | idle CPU | "
-                 "latency p50 / p99 |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for c in res["cases"]:
-            lat = c.get("latency")
-            lat_s = f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms" if lat else "–"
-            rss = ", ".join(fmt(x, 0) for x in c["peak_rss_mib"])
-            L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
-                     f"{c['records']:,} | {fmt_rate(c['records_per_s'])} | {c['mb_per_s']:.0f} | "
-                     f"{c['ratio_consume_only']:.2f} | {c['ratio_kcat_pipe']:.2f} | "
-                     f"{c['first_record_s']:.2f} / {fmt(c.get('all_partitions_s'), 2)} s | {rss} MiB | {c['cpu_s_per_million']:.1f} | "
-                     f"{c['idle_cpu_pct']:.0f}% | {lat_s} |")
-        L.append("")
-        L.append("Baselines measured in the same case (same mock clusters, same records):\n")
-        L.append("| workers | partitions | value | consume-only (kafkatool drain) | produce-only "
-                 "(kafkatool produce-bench) | kcat -C \\| kcat -P | ferry after its first record | "
-                 "CPU s per M: kcat pipe / ferry / both mocks | machine busy during ferry |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
-        for c in res["cases"]:
-            L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
-                     f"{fmt_rate(c['consume_only_per_s'])} | {fmt_rate(c['produce_only_per_s'])} | "
-                     f"{fmt_rate(c['kcat_pipe_per_s'])} | {fmt_rate(c['copy_records_per_s'])} | "
-                     f"{fmt(c.get('kcat_pipe_cpu_s_per_million'))} / {fmt(c['cpu_s_per_million'])} / "
-                     f"{fmt(c.get('mock_cpu_s_per_million'))} | {fmt(c.get('machine_busy_pct'), 0)}% |")
-        L.append("")
+        report_cases(L, res["cases"])
     if res.get("growth"):
         L.append("## Cost growth (1 worker, 100 B, tasks.max = partitions)\n")
-        L.append("| partitions | records | seconds | records/s | consume-only | peak RSS | threads | "
-                 "CPU s per M |")
+        most = any(g.get("threads_max") for g in res["growth"])
+        L.append("| partitions | records | seconds | records/s | consume-only | peak RSS | threads"
+                 f"{' (most during the copy)' if most else ''} | CPU s per M |")
         L.append("|---|---|---|---|---|---|---|---|")
         for g in res["growth"]:
             L.append(f"| {g['partitions']} | {g['records']:,} | {g['seconds']:.2f} | "
                      f"{fmt_rate(g['records_per_s'])} | {fmt_rate(g['consume_only_per_s'])} | "
-                     f"{fmt(g['peak_rss_mib'], 0)} MiB | {g['threads']} | "
+                     f"{fmt(g['peak_rss_mib'], 0)} MiB | {g.get('threads_max') or g['threads']} | "
                      f"{g['cpu_s_per_million']:.1f} |")
         L.append("")
     fo = res.get("failover")
@@ -908,6 +1039,16 @@ def run_profile(tmp_root, zk, parts=64, size=100, n=1000000):
 
 # ------------------------------------------------------------------ main
 
+# the copy cases (workers, partitions, value size) of a quick and of a full run
+COPY_GRID_QUICK = [(1, 8, 100), (3, 8, 100)]
+COPY_GRID = [(w, p, s) for s in (100, 1024) for p in (8, 64) for w in (1, 3)]
+
+
+def case_name(workers, parts, size):
+    """A copy case's name in the log, the JSON and --cases: 1w-8p-100b."""
+    return f"{workers}w-{parts}p-{size}b"
+
+
 def records_for(parts, size, want):
     return min(want, parts * PER_PARTITION_CAP[size])
 
@@ -919,6 +1060,8 @@ def main():
                     help="only profile one ferry copy with perf (bench/results/profile.txt)")
     ap.add_argument("--only", default="", help="comma list of parts to run: "
                     "copy,growth,failover,assign,delivery (default all)")
+    ap.add_argument("--cases", default="", help="comma list of copy cases to run, named "
+                    "WORKERSw-PARTITIONSp-BYTESb as in the log, e.g. 1w-8p-100b (default all)")
     ap.add_argument("--report-only", action="store_true",
                     help="re-render bench/results/latest.md from latest.json (no measurements)")
     args = ap.parse_args()
@@ -929,6 +1072,10 @@ def main():
             f.write(md + "\n")
         print(md)
         return 0
+    unknown = set(filter(None, args.cases.split(","))) - \
+        {case_name(w, p, z) for w, p, z in COPY_GRID_QUICK + COPY_GRID}
+    if unknown:
+        sys.exit(f"--cases: no copy case {', '.join(sorted(unknown))} (names like 1w-8p-100b)")
     for b in ("ferry-worker", "mockcluster", "kafkatool", "assign_test"):
         ft.binary(b)
     if not shutil.which("kcat"):
@@ -947,20 +1094,23 @@ def main():
             return 0
         res = {"quick": args.quick, "machine": machine(),
                "command": "python3 bench/run.py" + (" --quick" if args.quick else "")
-                          + (f" --only {args.only}" if args.only else ""),
+                          + (f" --only {args.only}" if args.only else "")
+                          + (f" --cases {args.cases}" if args.cases else ""),
                "latency_method": f"{LATENCY_RATE} records/s for {LATENCY_SECONDS} s; arrival at a "
                                  "consumer tailing the destination minus the send time in the value",
                "cases": [], "growth": [], "failover": None, "assign": None, "delivery": None}
         if args.quick:
             want, repeats = 100000, 1
-            grid = [(1, 8, 100), (3, 8, 100)]
+            grid = COPY_GRID_QUICK
             growth = [(8, 12500), (32, 50000)]
             kills, rest_n, wrk_s = 2, 50, 2
         else:
             want, repeats = 1000000, 3
-            grid = [(w, p, s) for s in (100, 1024) for p in (8, 64) for w in (1, 3)]
+            grid = COPY_GRID
             growth = [(8, 125000), (32, 500000), (128, 2000000)]
             kills, rest_n, wrk_s = 5, 200, 5
+        if args.cases:
+            grid = [(w, p, z) for w, p, z in grid if case_name(w, p, z) in args.cases.split(",")]
         res["repeats"] = repeats
         res["errors"] = []
 
@@ -974,7 +1124,7 @@ def main():
                 return None
         if "copy" in only:
             for w, p, s in grid:
-                c = guarded(f"case {w}w-{p}p-{s}b", lambda: run_case(
+                c = guarded(f"case {case_name(w, p, s)}", lambda: run_case(
                     tmp_root, zk, w, p, s, records_for(p, s, want), repeats))
                 if c:
                     res["cases"].append(c)
@@ -994,7 +1144,8 @@ def main():
         os.makedirs(RESULTS, exist_ok=True)
         # a partial or quick run does not overwrite the full run's results
         tag = "latest" + ("-quick" if args.quick else "") + \
-            ("-" + args.only.replace(",", "-") if args.only else "")
+            ("-" + args.only.replace(",", "-") if args.only else "") + \
+            ("-" + args.cases.replace(",", "-") if args.cases else "")
         with open(os.path.join(RESULTS, f"{tag}.md"), "w") as f:
             f.write(md + "\n")
         with open(os.path.join(RESULTS, f"{tag}.json"), "w") as f:

@@ -5,7 +5,8 @@
 #   /etc/ferry/connect-distributed.properties         (a conffile: upgrades keep local edits)
 #   /usr/share/man/man1/ferry-worker.1.gz
 #   /usr/share/doc/ferry/README.md, docs/*.md         (README's links keep working)
-# Depends comes from dpkg-shlibdeps (package dpkg-dev). The maintainer scripts in deploy/debian/
+# Depends comes from dpkg-shlibdeps (package dpkg-dev): the libraries ferry-worker links,
+# libjemalloc2 among them when FERRY_JEMALLOC is on. The maintainer scripts in deploy/debian/
 # create the `ferry` user and talk to systemd only when it runs. Nothing here changes the build:
 # CPack only reads these variables when cpack runs.
 

@@ -28,6 +28,13 @@
 #include "worker/props.h"
 #include "worker/wconf.h"
 
+/* --version says when jemalloc serves malloc (CMakeLists.txt, FERRY_JEMALLOC). */
+#ifdef FERRY_JEMALLOC
+#define ALLOCATOR_NOTE " (jemalloc)"
+#else
+#define ALLOCATOR_NOTE ""
+#endif
+
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t stopping;
 
@@ -103,7 +110,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--version")) {
-            printf("ferry-worker %s\n", FERRY_VERSION);
+            printf("ferry-worker %s%s\n", FERRY_VERSION, ALLOCATOR_NOTE);
             return 0;
         }
         if (!strcmp(argv[i], "--check")) {

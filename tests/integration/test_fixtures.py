@@ -14,16 +14,17 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ferrytest import (ClusterTestCase, ZooKeeper, compare, consume, count, http, log,  # noqa: E402
-                       produce, seed_connector, wait_records, wait_until)
+from ferrytest import (ClusterTestCase, ZooKeeper, compare, consume, count, http,  # noqa: E402
+                       kafkatool, log, produce, seed_connector, wait_records, wait_until)
 
 N = 20000
 
 
 class FixtureTest(ClusterTestCase):
     cluster_args = dict(workers=0,
-                        src_topics={"src": 8, "short": 8, "once": 4, "twice": 4, "reorder": 4},
-                        dst_topics={"same": 4, "other": 4})
+                        src_topics={"src": 8, "short": 8, "once": 4, "twice": 4, "reorder": 4,
+                                    "mixed": 8},
+                        dst_topics={"same": 4, "other": 4, "copied": 8})
     _produced = set()
 
     def src_topic(self, topic="src", n=N):
@@ -174,6 +175,23 @@ class FixtureTest(ClusterTestCase):
         self.assertNotIn("topic.whitelist", cfg)
         self.assertEqual(cfg["tasks.max"], "4")
         log("http helper ok")
+
+    def test_m_copy_is_faithful(self):
+        """kafkatool copy (bench/run.py's minimal copier) keeps partition, order, key, value,
+        headers and timestamp, and refuses a destination with fewer partitions."""
+        src, dst = self.cluster.src.bootstrap, self.cluster.dst.bootstrap
+        produce(src, "mixed", 1000)
+        produce(src, "mixed", 500, start=1000, headers=False)
+        rc, out = kafkatool("copy", "-s", src, "-t", "mixed", "-d", dst, "-T", "copied", "-n", 1500,
+                            "-X", "consumer.fetch.wait.max.ms=10")
+        self.assertEqual(rc, 0, out)
+        r = json.loads(out)
+        self.assertEqual((r["records"], r["partitions"]), (1500, 8))
+        self.assertGreater(r["threads"], 1)
+        self.assertIn(r["allocator"], ("jemalloc", "libc"))
+        self.assertEqual(compare(src, "mixed", dst, "copied", exact=True)["rc"], 0)
+        rc, out = kafkatool("copy", "-s", src, "-t", "mixed", "-d", dst, "-T", "same", "-n", 1)
+        self.assertEqual(rc, 1, out)   # "same" has 4 partitions, "mixed" 8
 
 
 if __name__ == "__main__":
