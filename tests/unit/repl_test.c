@@ -1066,6 +1066,62 @@ static void test_validate_shape(void)
 
 /* ---- repl_parse_partitions ---------------------------------------------------------- */
 
+/* Task configs from the config topic or POST .../tasks (repl_check_task, repl_check_task_configs). */
+static void test_check_task_configs(void)
+{
+    char why[1024];
+    json_t *cfg = seed_config();
+    json_t *split = json_pack("[s,s]", "connect:0,connect:2", "connect:1");
+    json_t *tasks = repl_task_configs(cfg, split);
+    set(cfg, "tasks.max", "2");
+    json_decref(tasks);
+    tasks = repl_task_configs(cfg, split);
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, tasks, NULL, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(repl_check_task(json_array_get(tasks, 0), NULL, why, sizeof why), 0);
+    /* more tasks than tasks.max */
+    set(cfg, "tasks.max", "1");
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, tasks, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "tasks.max=1"));
+    set(cfg, "tasks.max", "2");
+    /* a key that differs from the connector's config */
+    json_t *t0 = json_array_get(tasks, 0);
+    json_object_set_new(t0, "topic.rename.format", json_string("connect-configs"));
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, tasks, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "topic.rename.format differs"));
+    json_object_set_new(t0, "topic.rename.format", json_string("connect.replica"));
+    /* an unselected topic, a partition twice, a number out of range, a bad class */
+    json_object_set_new(t0, "task.partitions", json_string("secret:0"));
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "not selected"));
+    json_object_set_new(t0, "task.partitions", json_string("connect:1"));
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, tasks, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "given to two tasks"));
+    json_object_set_new(t0, "task.partitions", json_string("connect:0,connect:0"));
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "listed twice"));
+    json_object_set_new(t0, "task.partitions", json_string("connect:2147483647"));
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "malformed"));
+    json_object_set_new(t0, "task.partitions", json_string("connect:0"));
+    json_object_set_new(t0, "task.class", json_string("Other"));
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), -1);
+    json_object_set_new(t0, "task.class", json_string(REPL_TASK_CLASS));
+    /* a dangerous client key in the stored task config */
+    json_object_set_new(t0, "src.kafka.plugin.library.paths", json_string("/tmp/x.so"));
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "src.kafka.plugin.library.paths"));
+    json_object_del(t0, "src.kafka.plugin.library.paths");
+    CU_ASSERT_EQUAL(repl_check_task(t0, NULL, why, sizeof why), 0);
+    json_t *not_objects = json_pack("[i]", 1), *not_array = json_object();
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, not_objects, NULL, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(repl_check_task_configs(cfg, not_array, NULL, why, sizeof why), -1);
+    json_decref(not_objects);
+    json_decref(not_array);
+    json_decref(tasks);
+    json_decref(split);
+    json_decref(cfg);
+}
+
 static void test_parse_partitions_valid(void)
 {
     json_t *a = repl_parse_partitions("connect:0,connect:7,orders.eu:12");
@@ -1086,10 +1142,14 @@ static void test_parse_partitions_valid(void)
     CU_ASSERT_EQUAL(json_array_size(a), 0);
     json_decref(a);
 
-    a = repl_parse_partitions("t:2147483647");
+    a = repl_parse_partitions("t:999999");
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_EQUAL(json_integer_value(json_array_get(json_array_get(a, 0), 1)), 2147483647);
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(json_array_get(a, 0), 1)), REPL_MAX_PARTITION - 1);
     json_decref(a);
+    /* a partition number no topic has (a forged task config) is malformed: it once sized an
+     * array and crashed the worker (t:2147483647) */
+    CU_ASSERT_PTR_NULL(repl_parse_partitions("t:1000000"));
+    CU_ASSERT_PTR_NULL(repl_parse_partitions("t:2147483647"));
 
     /* the partition is after the LAST colon */
     a = repl_parse_partitions("odd:name:3");
@@ -1125,6 +1185,7 @@ static void test_parse_partitions_malformed(void)
 int cu_register(void)
 {
     static const cu_test_t tests[] = {
+        {"check task configs", test_check_task_configs},
         {"class matches", test_class_matches},
         {"class matches: empty package segment", test_class_matches_empty_segment},
         {"rename", test_rename},

@@ -23,6 +23,7 @@ static wconf_t *conf_with(const char *const kv[][2], size_t n)
         {"key.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"},
         {"value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"},
         {"zookeeper.connect", "localhost:2181"},
+        {"zookeeper.set.acl", "false"}, /* basic auth and HTTPS need it said (wconf_test) */
     };
     props_t *p = props_new();
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
