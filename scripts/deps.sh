@@ -3,7 +3,7 @@
 # Used by the README's two commands, so a fresh Debian machine needs nothing else.
 set -euo pipefail
 PKGS="build-essential cmake pkg-config librdkafka-dev libzookeeper-mt-dev zookeeper default-jre-headless
-      libh2o-evloop-dev libmsgpack-dev libcunit1-dev libjansson-dev libcurl4-openssl-dev libssl-dev openssl kcat
+      libh2o-evloop-dev libmsgpack-dev libcunit1-dev libjansson-dev libcurl4-openssl-dev libssl-dev libisal-dev openssl kcat
       python3 curl iproute2 procps dpkg-dev clang libclang-rt-dev chromium fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
