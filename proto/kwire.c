@@ -462,7 +462,7 @@ void kwire_req_arena_dispose(kwire_req_arena_t *arena) { kw_arena_free(&arena->_
 /* ---- message tables ---- */
 
 typedef enum kw_kind {
-    KW_I8,
+    KW_I8, /* the integer kinds come first: kw_is_int() */
     KW_I16,
     KW_I32,
     KW_I64,
@@ -842,17 +842,50 @@ typedef struct kw_dec {
 
 static void kw_dec_struct(kw_dec_t *d, const kw_desc_t *desc, char *out);
 
-/* Stores what a field is when the version does not carry it. */
-static void kw_store_default(const kw_field_t *f, char *out)
+/* The integer kinds (KW_I8..KW_BOOL): read, store, load and write one by its width. */
+static bool kw_is_int(uint8_t kind) { return kind <= KW_BOOL; }
+
+static int64_t kw_rd_int(kwire_rd_t *r, const kw_field_t *f)
 {
-    char *at = out + f->off;
     switch (f->kind) {
-    case KW_I8: *(int8_t *)at = (int8_t)f->def; break;
-    case KW_I16: *(int16_t *)at = (int16_t)f->def; break;
-    case KW_I32: *(int32_t *)at = (int32_t)f->def; break;
-    case KW_I64: *(int64_t *)at = f->def; break;
-    case KW_BOOL: *(bool *)at = f->def != 0; break;
-    default: break; /* pointers and counts stay zero (the struct was zeroed) */
+    case KW_I8:
+    case KW_BOOL: return kwire_rd_i8(r, f->name);
+    case KW_I16: return kwire_rd_i16(r, f->name);
+    case KW_I32: return kwire_rd_i32(r, f->name);
+    default: return kwire_rd_i64(r, f->name);
+    }
+}
+
+static void kw_store_int(uint8_t kind, char *at, int64_t v)
+{
+    switch (kind) {
+    case KW_I8: *(int8_t *)at = (int8_t)v; break;
+    case KW_BOOL: *(bool *)at = v != 0; break;
+    case KW_I16: *(int16_t *)at = (int16_t)v; break;
+    case KW_I32: *(int32_t *)at = (int32_t)v; break;
+    default: *(int64_t *)at = v; break;
+    }
+}
+
+static int64_t kw_load_int(uint8_t kind, const char *at)
+{
+    switch (kind) {
+    case KW_I8: return *(const int8_t *)at;
+    case KW_BOOL: return *(const bool *)at;
+    case KW_I16: return *(const int16_t *)at;
+    case KW_I32: return *(const int32_t *)at;
+    default: return *(const int64_t *)at;
+    }
+}
+
+static void kw_wr_int(kwire_wr_t *w, uint8_t kind, int64_t v)
+{
+    switch (kind) {
+    case KW_I8: kwire_wr_i8(w, (int8_t)v); break;
+    case KW_BOOL: kwire_wr_i8(w, v != 0); break;
+    case KW_I16: kwire_wr_i16(w, (int16_t)v); break;
+    case KW_I32: kwire_wr_i32(w, (int32_t)v); break;
+    default: kwire_wr_i64(w, v); break;
     }
 }
 
@@ -887,37 +920,13 @@ static void kw_dec_field(kw_dec_t *d, const kw_field_t *f, char *out)
 {
     kwire_rd_t *r = &d->r;
     char *at = out && f->off != KW_NONE ? out + f->off : NULL;
+    if (kw_is_int(f->kind)) {
+        int64_t v = kw_rd_int(r, f);
+        if (at)
+            kw_store_int(f->kind, at, v);
+        return;
+    }
     switch (f->kind) {
-    case KW_I8: {
-        int8_t v = kwire_rd_i8(r, f->name);
-        if (at)
-            *(int8_t *)at = v;
-        break;
-    }
-    case KW_BOOL: {
-        int8_t v = kwire_rd_i8(r, f->name);
-        if (at)
-            *(bool *)at = v != 0;
-        break;
-    }
-    case KW_I16: {
-        int16_t v = kwire_rd_i16(r, f->name);
-        if (at)
-            *(int16_t *)at = v;
-        break;
-    }
-    case KW_I32: {
-        int32_t v = kwire_rd_i32(r, f->name);
-        if (at)
-            *(int32_t *)at = v;
-        break;
-    }
-    case KW_I64: {
-        int64_t v = kwire_rd_i64(r, f->name);
-        if (at)
-            *(int64_t *)at = v;
-        break;
-    }
     case KW_STR:
     case KW_NSTR: {
         const char *s;
@@ -956,8 +965,8 @@ static void kw_dec_struct(kw_dec_t *d, const kw_desc_t *desc, char *out)
         const kw_field_t *f = &desc->fields[i];
         if (kw_in(f, d->ver))
             kw_dec_field(d, f, out);
-        else if (out && f->off != KW_NONE)
-            kw_store_default(f, out);
+        else if (out && f->off != KW_NONE && kw_is_int(f->kind))
+            kw_store_int(f->kind, out + f->off, f->def); /* pointers and counts stay zero */
         if (!kwire_rd_ok(&d->r))
             kw_path_capture(&d->path);
     }
@@ -1040,12 +1049,11 @@ static void kw_enc_array(kw_enc_t *e, const kw_field_t *f, const char *at, const
 static void kw_enc_field(kw_enc_t *e, const kw_field_t *f, const char *in)
 {
     const char *at = in && f->off != KW_NONE ? in + f->off : NULL;
+    if (kw_is_int(f->kind)) {
+        kw_wr_int(e->w, f->kind, at ? kw_load_int(f->kind, at) : f->def);
+        return;
+    }
     switch (f->kind) {
-    case KW_I8: kwire_wr_i8(e->w, at ? *(const int8_t *)at : (int8_t)f->def); break;
-    case KW_BOOL: kwire_wr_i8(e->w, (at ? *(const bool *)at : f->def != 0) ? 1 : 0); break;
-    case KW_I16: kwire_wr_i16(e->w, at ? *(const int16_t *)at : (int16_t)f->def); break;
-    case KW_I32: kwire_wr_i32(e->w, at ? *(const int32_t *)at : (int32_t)f->def); break;
-    case KW_I64: kwire_wr_i64(e->w, at ? *(const int64_t *)at : f->def); break;
     case KW_STR:
     case KW_NSTR: {
         const char *s = at ? *(const char *const *)at : (f->def < 0 ? NULL : "");
