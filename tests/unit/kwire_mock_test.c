@@ -82,6 +82,7 @@ typedef struct kcluster {
     int32_t leader[NTOPICS][MAXPARTS];
     int16_t v_md, v_fetch, v_produce, v_lo, v_ip;
     int32_t corr;
+    kwire_wr_t req, resp; /* the request being made, the last response */
 } kcluster_t;
 
 static kcluster_t src, dst;
@@ -100,6 +101,17 @@ static void capture(const char *name, int selector, int16_t version, const uint8
     fputc(version, f);
     fwrite(body, 1, len, f);
     fclose(f);
+}
+
+/* The same for a request frame in @p w: selector 64 + its API key, its body after the header. */
+static void capture_req(const char *name, const kwire_wr_t *w)
+{
+    int16_t key, ver;
+    int32_t corr;
+    size_t hl;
+    ferr_t err;
+    if (kwire_req_hdr_read(w->buf + 4, w->len - 4, &key, &ver, &corr, &hl, &err) == FERR_OK)
+        capture(name, 64 + key, ver, w->buf + 4 + hl, w->len - 4 - hl);
 }
 
 static int tcp_connect(const char *host, int port)
@@ -151,10 +163,15 @@ static int call(int fd, const kwire_wr_t *req, int32_t corr, kwire_wr_t *resp)
 #define BODY(resp) ((resp)->buf + 4 + KWIRE_RESP_HDR_LEN)
 #define BODY_LEN(resp) ((resp)->len - 4 - KWIRE_RESP_HDR_LEN)
 
-static kwire_req_hdr_t next_hdr(kcluster_t *kc, int16_t version)
+/* Starts a request to @p kc: empties kc->req and @returns the header to write it with. */
+static kwire_req_hdr_t kc_hdr(kcluster_t *kc, int16_t version)
 {
+    kwire_wr_reset(&kc->req);
     return (kwire_req_hdr_t){version, ++kc->corr, "kwire-mock-test"};
 }
+
+/* Sends kc->req to the broker on @p fd; the response's body is then at BODY(&kc->resp). */
+static int kc_call(kcluster_t *kc, int fd) { return call(fd, &kc->req, kc->corr, &kc->resp); }
 
 static int fd_of(kcluster_t *kc, int32_t id)
 {
@@ -173,18 +190,15 @@ static int kc_discover(kcluster_t *kc, const char *suffix)
     if (sscanf(kc->bootstraps, "%63[^:]:%d", host, &port) != 2)
         return -1;
     int fd = tcp_connect(host, port);
-    kwire_wr_t req, resp;
-    kwire_wr_init(&req);
-    kwire_wr_init(&resp);
-    kwire_req_hdr_t h = next_hdr(kc, 2);
+    kwire_req_hdr_t h = kc_hdr(kc, 2);
     int rc = -1;
     kwire_apiversions_resp_t av;
     kwire_metadata_resp_t md;
-    CU_ASSERT_EQUAL(kwire_apiversions_req_write(&req, &h, &err), FERR_OK);
-    if (fd < 0 || call(fd, &req, h.correlation_id, &resp) ||
-        kwire_apiversions_resp_decode(BODY(&resp), BODY_LEN(&resp), 2, &av, &err))
+    CU_ASSERT_EQUAL(kwire_apiversions_req_write(&kc->req, &h, &err), FERR_OK);
+    if (fd < 0 || kc_call(kc, fd) ||
+        kwire_apiversions_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), 2, &av, &err))
         goto out;
-    capture("apiversions-v2", KWIRE_API_API_VERSIONS, 2, BODY(&resp), BODY_LEN(&resp));
+    capture("apiversions-v2", KWIRE_API_API_VERSIONS, 2, BODY(&kc->resp), BODY_LEN(&kc->resp));
     kc->v_md = kwire_negotiate(&av, KWIRE_API_METADATA);
     kc->v_fetch = kwire_negotiate(&av, KWIRE_API_FETCH);
     kc->v_produce = kwire_negotiate(&av, KWIRE_API_PRODUCE);
@@ -201,13 +215,13 @@ static int kc_discover(kcluster_t *kc, const char *suffix)
         topics[t].name = names[t];
     }
     kwire_metadata_req_t mreq = {topics, NTOPICS, false};
-    kwire_wr_reset(&req);
-    h = next_hdr(kc, kc->v_md);
-    CU_ASSERT_EQUAL(kwire_metadata_req_write(&req, &h, &mreq, &err), FERR_OK);
-    if (call(fd, &req, h.correlation_id, &resp) ||
-        kwire_metadata_resp_decode(BODY(&resp), BODY_LEN(&resp), kc->v_md, &md, &err))
+    h = kc_hdr(kc, kc->v_md);
+    CU_ASSERT_EQUAL(kwire_metadata_req_write(&kc->req, &h, &mreq, &err), FERR_OK);
+    if (kc_call(kc, fd) ||
+        kwire_metadata_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), kc->v_md, &md, &err))
         goto out;
-    capture("metadata-v2", KWIRE_API_METADATA, kc->v_md, BODY(&resp), BODY_LEN(&resp));
+    capture("metadata-v2", KWIRE_API_METADATA, kc->v_md, BODY(&kc->resp), BODY_LEN(&kc->resp));
+    capture_req("req-metadata-v2", &kc->req);
     CU_ASSERT_EQUAL(md.n_brokers, MAXBROKERS);
     CU_ASSERT_PTR_NOT_NULL(md.cluster_id);
     for (int i = 0; kc->nbrokers == 0 && i < md.n_brokers && i < MAXBROKERS; i++) { /* connect once */
@@ -236,8 +250,6 @@ out:
     CU_ASSERT_EQUAL(rc, 0);
     if (fd >= 0)
         close(fd);
-    kwire_wr_dispose(&req);
-    kwire_wr_dispose(&resp);
     return rc;
 }
 
@@ -272,6 +284,8 @@ static void kc_close(kcluster_t *kc)
         rd_kafka_mock_cluster_destroy(kc->mc);
     if (kc->owner)
         rd_kafka_destroy(kc->owner);
+    kwire_wr_dispose(&kc->req);
+    kwire_wr_dispose(&kc->resp);
     memset(kc, 0, sizeof *kc);
 }
 
@@ -420,16 +434,13 @@ static int64_t list_end(kcluster_t *kc, const char *topic, int t, int p, int16_t
     kwire_listoffsets_req_partition_t lp = {p, -1, KWIRE_OFFSET_LATEST};
     kwire_listoffsets_req_topic_t lt = {topic, &lp, 1};
     kwire_listoffsets_req_t lr = {0, &lt, 1};
-    kwire_wr_t req, resp;
     kwire_listoffsets_resp_t lo;
     ferr_t err;
     int64_t end = -1;
-    kwire_wr_init(&req);
-    kwire_wr_init(&resp);
-    kwire_req_hdr_t h = next_hdr(kc, v);
-    CU_ASSERT_EQUAL(kwire_listoffsets_req_write(&req, &h, &lr, &err), FERR_OK);
-    CU_ASSERT_EQUAL_FATAL(call(fd_of(kc, kc->leader[t][p]), &req, h.correlation_id, &resp), 0);
-    *rc = kwire_listoffsets_resp_decode(BODY(&resp), BODY_LEN(&resp), v, &lo, &err);
+    kwire_req_hdr_t h = kc_hdr(kc, v);
+    CU_ASSERT_EQUAL(kwire_listoffsets_req_write(&kc->req, &h, &lr, &err), FERR_OK);
+    CU_ASSERT_EQUAL_FATAL(kc_call(kc, fd_of(kc, kc->leader[t][p])), 0);
+    *rc = kwire_listoffsets_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), v, &lo, &err);
     if (*rc == FERR_OK) {
         CU_ASSERT(lo.n_topics == 1 && lo.topics[0].n_partitions == 1 && lo.topics[0].partitions[0].error_code == 0);
         end = lo.topics[0].partitions[0].offset;
@@ -438,9 +449,7 @@ static int64_t list_end(kcluster_t *kc, const char *topic, int t, int p, int16_t
     char name[48];
     snprintf(name, sizeof name, "listoffsets-v%d", v);
     if (t == 0 && p == 0)
-        capture(name, KWIRE_API_LIST_OFFSETS, v, BODY(&resp), BODY_LEN(&resp));
-    kwire_wr_dispose(&req);
-    kwire_wr_dispose(&resp);
+        capture(name, KWIRE_API_LIST_OFFSETS, v, BODY(&kc->resp), BODY_LEN(&kc->resp));
     return end;
 }
 
@@ -451,16 +460,13 @@ static int64_t fetch_once(kcluster_t *kc, const char *topic, int t, int p, int64
     kwire_fetch_req_partition_t fp = {p, -1, offset, -1, 1 << 20};
     kwire_fetch_req_topic_t ft = {topic, &fp, 1};
     kwire_fetch_req_t fr = {10, 1, 4 << 20, 0, &ft, 1, NULL};
-    kwire_wr_t req, resp;
     kwire_fetch_resp_t fe;
     ferr_t err;
     int64_t next = -1;
-    kwire_wr_init(&req);
-    kwire_wr_init(&resp);
-    kwire_req_hdr_t h = next_hdr(kc, kc->v_fetch);
-    CU_ASSERT_EQUAL(kwire_fetch_req_write(&req, &h, &fr, &err), FERR_OK);
-    CU_ASSERT_EQUAL_FATAL(call(fd_of(kc, kc->leader[t][p]), &req, h.correlation_id, &resp), 0);
-    if (kwire_fetch_resp_decode(BODY(&resp), BODY_LEN(&resp), kc->v_fetch, &fe, &err)) {
+    kwire_req_hdr_t h = kc_hdr(kc, kc->v_fetch);
+    CU_ASSERT_EQUAL(kwire_fetch_req_write(&kc->req, &h, &fr, &err), FERR_OK);
+    CU_ASSERT_EQUAL_FATAL(kc_call(kc, fd_of(kc, kc->leader[t][p])), 0);
+    if (kwire_fetch_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), kc->v_fetch, &fe, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         goto out;
     }
@@ -472,9 +478,10 @@ static int64_t fetch_once(kcluster_t *kc, const char *topic, int t, int p, int64
     if (offset == 0 && p == 0) {
         char name[48];
         snprintf(name, sizeof name, "fetch-v%d-%s", kc->v_fetch, topic);
-        capture(name, KWIRE_API_FETCH, kc->v_fetch, BODY(&resp), BODY_LEN(&resp));
+        capture(name, KWIRE_API_FETCH, kc->v_fetch, BODY(&kc->resp), BODY_LEN(&kc->resp));
         snprintf(name, sizeof name, "records-%s", topic);
         capture(name, 100, 2, fp2->records, fp2->records_len);
+        capture_req("req-fetch-v11", &kc->req);
     }
     kwire_batch_iter_t it;
     kwire_batch_t b;
@@ -507,8 +514,6 @@ static int64_t fetch_once(kcluster_t *kc, const char *topic, int t, int p, int64
     CU_ASSERT(nx == KWIRE_END || nx == KWIRE_PARTIAL);
     kwire_fetch_resp_dispose(&fe);
 out:
-    kwire_wr_dispose(&req);
-    kwire_wr_dispose(&resp);
     return next;
 }
 
@@ -554,16 +559,15 @@ static int64_t produce_one(kcluster_t *kc, const char *topic, int t, int p, cons
     kwire_produce_req_partition_t pp = {p, copy, len};
     kwire_produce_req_topic_t pt = {topic, &pp, 1};
     kwire_produce_req_t pr = {-1, 5000, &pt, 1};
-    kwire_wr_t req, resp;
     kwire_produce_resp_t out;
-    kwire_wr_init(&req);
-    kwire_wr_init(&resp);
-    kwire_req_hdr_t h = next_hdr(kc, kc->v_produce);
-    CU_ASSERT_EQUAL(kwire_produce_req_write(&req, &h, &pr, &err), FERR_OK);
-    CU_ASSERT_EQUAL_FATAL(call(fd_of(kc, kc->leader[t][p]), &req, h.correlation_id, &resp), 0);
-    if (save)
-        capture("produce-v7", KWIRE_API_PRODUCE, kc->v_produce, BODY(&resp), BODY_LEN(&resp));
-    if (kwire_produce_resp_decode(BODY(&resp), BODY_LEN(&resp), kc->v_produce, &out, &err) == FERR_OK) {
+    kwire_req_hdr_t h = kc_hdr(kc, kc->v_produce);
+    CU_ASSERT_EQUAL(kwire_produce_req_write(&kc->req, &h, &pr, &err), FERR_OK);
+    CU_ASSERT_EQUAL_FATAL(kc_call(kc, fd_of(kc, kc->leader[t][p])), 0);
+    if (save) {
+        capture("produce-v7", KWIRE_API_PRODUCE, kc->v_produce, BODY(&kc->resp), BODY_LEN(&kc->resp));
+        capture_req("req-produce-v7", &kc->req);
+    }
+    if (kwire_produce_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), kc->v_produce, &out, &err) == FERR_OK) {
         kwire_produce_partition_t *op = &out.topics[0].partitions[0];
         if (op->error_code)
             fprintf(stderr, "produce %s[%d]: %s\n", topic, p, kwire_error_name(op->error_code));
@@ -575,8 +579,6 @@ static int64_t produce_one(kcluster_t *kc, const char *topic, int t, int p, cons
         fprintf(stderr, "%s\n", err.msg);
     }
     free(copy);
-    kwire_wr_dispose(&req);
-    kwire_wr_dispose(&resp);
     return base;
 }
 
@@ -584,23 +586,18 @@ static int64_t produce_one(kcluster_t *kc, const char *topic, int t, int p, cons
 static void init_pid(kcluster_t *kc, int64_t *pid, int16_t *epoch)
 {
     kwire_initpid_req_t ir = {60000};
-    kwire_wr_t req, resp;
     kwire_initpid_resp_t out;
     ferr_t err;
-    kwire_wr_init(&req);
-    kwire_wr_init(&resp);
-    kwire_req_hdr_t h = next_hdr(kc, kc->v_ip);
-    CU_ASSERT_EQUAL(kwire_initpid_req_write(&req, &h, &ir, &err), FERR_OK);
-    CU_ASSERT_EQUAL_FATAL(call(kc->brokers[0].fd, &req, h.correlation_id, &resp), 0);
-    capture("initpid-v1", KWIRE_API_INIT_PRODUCER_ID, kc->v_ip, BODY(&resp), BODY_LEN(&resp));
-    CU_ASSERT_EQUAL_FATAL(kwire_initpid_resp_decode(BODY(&resp), BODY_LEN(&resp), kc->v_ip, &out, &err), FERR_OK);
+    kwire_req_hdr_t h = kc_hdr(kc, kc->v_ip);
+    CU_ASSERT_EQUAL(kwire_initpid_req_write(&kc->req, &h, &ir, &err), FERR_OK);
+    CU_ASSERT_EQUAL_FATAL(kc_call(kc, kc->brokers[0].fd), 0);
+    capture("initpid-v1", KWIRE_API_INIT_PRODUCER_ID, kc->v_ip, BODY(&kc->resp), BODY_LEN(&kc->resp));
+    CU_ASSERT_EQUAL_FATAL(kwire_initpid_resp_decode(BODY(&kc->resp), BODY_LEN(&kc->resp), kc->v_ip, &out, &err), FERR_OK);
     CU_ASSERT_EQUAL(out.error_code, 0);
     CU_ASSERT(out.producer_id >= 0 && out.producer_epoch >= 0);
     *pid = out.producer_id;
     *epoch = out.producer_epoch;
     kwire_initpid_resp_dispose(&out);
-    kwire_wr_dispose(&req);
-    kwire_wr_dispose(&resp);
 }
 
 /* Copies every fetched batch to the topics ending in @p suffix on the destination. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tests/unit/cu.h"
+#include "tests/unit/kwire_codecs.h"
 
 static uint64_t rng_state = 42;
 
@@ -279,104 +280,27 @@ static const kwire_saslauth_resp_t sa_resp = {58, "bad password", (const uint8_t
 static kwire_api_version_t av_keys[] = {{0, 0, 7}, {1, 0, 11}, {3, 0, 2}};
 static const kwire_apiversions_resp_t av_resp = {0, av_keys, 3, 0, NULL};
 
-/* One message type, through void pointers (the wrappers below keep the calls well typed). */
-typedef struct codec {
-    const char *name;
-    int16_t api;
-    size_t req_size, resp_size;
-    const void *req, *resp;
-    ferr_code_t (*req_write)(kwire_wr_t *, const kwire_req_hdr_t *, const void *, ferr_t *);
-    ferr_code_t (*req_decode)(const void *, size_t, int16_t, void *, kwire_req_arena_t *, ferr_t *);
-    ferr_code_t (*resp_write)(kwire_wr_t *, int32_t, int16_t, const void *, ferr_t *);
-    ferr_code_t (*resp_decode)(const void *, size_t, int16_t, void *, ferr_t *);
-    void (*resp_dispose)(void *);
-} codec_t;
+/* The fixtures, in kwc_all's order. */
+static const void *const fix_req[] = {NULL, &md_req, &fe_req, &pr_req, &ip_req, &lo_req, &sh_req, &sa_req};
+static const void *const fix_resp[] = {&av_resp, &md_resp, &fe_resp, &pr_resp, &ip_resp, &lo_resp, &sh_resp, &sa_resp};
+#define FIX(c, resp) ((resp) ? fix_resp : fix_req)[(c) - kwc_all]
 
-#define WRAP(x)                                                                                      \
-    static ferr_code_t x##_rqw(kwire_wr_t *w, const kwire_req_hdr_t *h, const void *m, ferr_t *e)    \
-    {                                                                                                \
-        return kwire_##x##_req_write(w, h, m, e);                                                    \
-    }                                                                                                \
-    static ferr_code_t x##_rqd(const void *b, size_t n, int16_t v, void *o, kwire_req_arena_t *a,   \
-                               ferr_t *e)                                                            \
-    {                                                                                                \
-        return kwire_##x##_req_decode(b, n, v, o, a, e);                                             \
-    }                                                                                                \
-    static ferr_code_t x##_rsw(kwire_wr_t *w, int32_t c, int16_t v, const void *m, ferr_t *e)        \
-    {                                                                                                \
-        return kwire_##x##_resp_write(w, c, v, m, e);                                                \
-    }                                                                                                \
-    static ferr_code_t x##_rsd(const void *b, size_t n, int16_t v, void *o, ferr_t *e)               \
-    {                                                                                                \
-        return kwire_##x##_resp_decode(b, n, v, o, e);                                               \
-    }                                                                                                \
-    static void x##_rsx(void *m) { kwire_##x##_resp_dispose(m); }
-#define CODEC(x, api, fx)                                                                            \
-    {#x, api, sizeof(kwire_##x##_req_t), sizeof(kwire_##x##_resp_t), &fx##_req, &fx##_resp, x##_rqw, \
-     x##_rqd, x##_rsw, x##_rsd, x##_rsx}
-
-WRAP(metadata)
-WRAP(fetch)
-WRAP(produce)
-WRAP(initpid)
-WRAP(listoffsets)
-WRAP(saslhandshake)
-WRAP(saslauth)
-
-static ferr_code_t av_rqw(kwire_wr_t *w, const kwire_req_hdr_t *h, const void *m, ferr_t *e)
-{
-    return kwire_apiversions_req_write(w, h, e);
-}
-static ferr_code_t av_rsw(kwire_wr_t *w, int32_t c, int16_t v, const void *m, ferr_t *e)
-{
-    return kwire_apiversions_resp_write(w, c, v, m, e);
-}
-static ferr_code_t av_rsd(const void *b, size_t n, int16_t v, void *o, ferr_t *e)
-{
-    return kwire_apiversions_resp_decode(b, n, v, o, e);
-}
-static void av_rsx(void *m) { kwire_apiversions_resp_dispose(m); }
-
-static const codec_t codecs[] = {
-    {"apiversions", KWIRE_API_API_VERSIONS, 0, sizeof(kwire_apiversions_resp_t), NULL, &av_resp, av_rqw, NULL,
-     av_rsw, av_rsd, av_rsx},
-    CODEC(metadata, KWIRE_API_METADATA, md),
-    CODEC(fetch, KWIRE_API_FETCH, fe),
-    CODEC(produce, KWIRE_API_PRODUCE, pr),
-    CODEC(initpid, KWIRE_API_INIT_PRODUCER_ID, ip),
-    CODEC(listoffsets, KWIRE_API_LIST_OFFSETS, lo),
-    CODEC(saslhandshake, KWIRE_API_SASL_HANDSHAKE, sh),
-    CODEC(saslauth, KWIRE_API_SASL_AUTHENTICATE, sa),
-};
-#define NCODECS (sizeof codecs / sizeof codecs[0])
-
-/* Decodes @p body as a request or response of @p c at @p v; on success re-encodes it into @p out. */
-static ferr_code_t decode_reencode(const codec_t *c, bool resp, const uint8_t *body, size_t len, int16_t v,
+/* kwc_decode_reencode(), asserting that whatever decodes also encodes. */
+static ferr_code_t decode_reencode(const kwc_t *c, bool resp, const uint8_t *body, size_t len, int16_t v,
                                    kwire_wr_t *out, ferr_t *err)
 {
-    void *m = malloc(resp ? c->resp_size : c->req_size ? c->req_size : 1);
-    memset(m, 0xa5, resp ? c->resp_size : c->req_size); /* decoders overwrite, never read, their output */
-    kwire_req_arena_t arena = {0};
-    ferr_code_t rc = resp ? c->resp_decode(body, len, v, m, err) : c->req_decode(body, len, v, m, &arena, err);
-    if (rc == FERR_OK && out) {
-        kwire_req_hdr_t h = {v, 7, "kwire-test"};
-        ferr_code_t wrc = resp ? c->resp_write(out, 7, v, m, err) : c->req_write(out, &h, m, err);
-        CU_ASSERT_EQUAL(wrc, FERR_OK);
-    }
-    if (resp)
-        c->resp_dispose(m);
-    else
-        kwire_req_arena_dispose(&arena);
-    free(m);
+    ferr_code_t wrc, rc = kwc_decode_reencode(c, resp, body, len, v, out, &wrc, err);
+    CU_ASSERT_EQUAL(wrc, FERR_OK);
+    CU_ASSERT(rc == FERR_OK || rc == FERR_INVALID || rc == FERR_UNSUPPORTED);
     return rc;
 }
 
 /* Writes the fixture of @p c at @p v (a complete frame) into @p w. */
-static size_t write_fixture(const codec_t *c, bool resp, int16_t v, kwire_wr_t *w)
+static size_t write_fixture(const kwc_t *c, bool resp, int16_t v, kwire_wr_t *w)
 {
     ferr_t err;
-    kwire_req_hdr_t h = {v, 7, "kwire-test"};
-    ferr_code_t rc = resp ? c->resp_write(w, 7, v, c->resp, &err) : c->req_write(w, &h, c->req, &err);
+    kwire_req_hdr_t h = {v, 7, "kwire"};
+    ferr_code_t rc = resp ? c->resp_write(w, 7, v, FIX(c, true), &err) : c->req_write(w, &h, FIX(c, false), &err);
     CU_ASSERT_EQUAL_FATAL(rc, FERR_OK);
     size_t hdr = KWIRE_RESP_HDR_LEN;
     if (!resp) {
@@ -391,7 +315,7 @@ static size_t write_fixture(const codec_t *c, bool resp, int16_t v, kwire_wr_t *
     return 4 + hdr;
 }
 
-static void roundtrip_one(const codec_t *c, bool resp, int16_t v)
+static void roundtrip_one(const kwc_t *c, bool resp, int16_t v)
 {
     kwire_wr_t w, w2;
     ferr_t err;
@@ -420,28 +344,28 @@ out:
 
 static void test_roundtrip_all(void)
 {
-    for (size_t i = 0; i < NCODECS; i++) {
+    for (size_t i = 0; i < KWC_N; i++) {
         int16_t lo, hi;
-        CU_ASSERT_FATAL(kwire_api_range(codecs[i].api, &lo, &hi));
+        CU_ASSERT_FATAL(kwire_api_range(kwc_all[i].api, &lo, &hi));
         for (int16_t v = lo; v <= hi; v++) {
-            roundtrip_one(&codecs[i], false, v);
-            roundtrip_one(&codecs[i], true, v);
+            roundtrip_one(&kwc_all[i], false, v);
+            roundtrip_one(&kwc_all[i], true, v);
         }
         kwire_wr_t w;
         ferr_t err;
         kwire_req_hdr_t h = {(int16_t)(hi + 1), 1, NULL};
         kwire_wr_init(&w);
-        CU_ASSERT_EQUAL(codecs[i].req_write(&w, &h, codecs[i].req, &err), FERR_UNSUPPORTED);
-        CU_ASSERT_EQUAL(codecs[i].resp_write(&w, 1, (int16_t)(lo - 1), codecs[i].resp, &err), FERR_UNSUPPORTED);
+        CU_ASSERT_EQUAL(kwc_all[i].req_write(&w, &h, fix_req[i], &err), FERR_UNSUPPORTED);
+        CU_ASSERT_EQUAL(kwc_all[i].resp_write(&w, 1, (int16_t)(lo - 1), fix_resp[i], &err), FERR_UNSUPPORTED);
         CU_ASSERT_EQUAL(w.len, 0);
-        CU_ASSERT_EQUAL(decode_reencode(&codecs[i], true, (const uint8_t *)"", 0, (int16_t)(hi + 1), NULL, &err),
+        CU_ASSERT_EQUAL(decode_reencode(&kwc_all[i], true, (const uint8_t *)"", 0, (int16_t)(hi + 1), NULL, &err),
                         FERR_UNSUPPORTED);
         kwire_wr_dispose(&w);
     }
 }
 
 /* Encodes @p c's response fixture at @p v and decodes it into @p out (caller disposes). */
-static void resp_at(const codec_t *c, int16_t v, void *out)
+static void resp_at(const kwc_t *c, int16_t v, void *out)
 {
     kwire_wr_t w;
     ferr_t err;
@@ -458,7 +382,7 @@ static void resp_at(const codec_t *c, int16_t v, void *out)
 static void test_version_fields(void)
 {
     kwire_metadata_resp_t md;
-    resp_at(&codecs[1], 1, &md);
+    resp_at(&kwc_all[1], 1, &md);
     CU_ASSERT_EQUAL(md.throttle_time_ms, 0); /* v3+ */
     CU_ASSERT_PTR_NULL(md.cluster_id);       /* v2+ */
     CU_ASSERT_EQUAL(md.topics[0].partitions[0].leader_epoch, -1);
@@ -466,7 +390,7 @@ static void test_version_fields(void)
     CU_ASSERT_STRING_EQUAL(md.topics[1].name, "gone");
     CU_ASSERT_EQUAL(md.topics[1].error_code, 3);
     kwire_metadata_resp_dispose(&md);
-    resp_at(&codecs[1], 8, &md);
+    resp_at(&kwc_all[1], 8, &md);
     CU_ASSERT_EQUAL(md.throttle_time_ms, 11);
     CU_ASSERT_STRING_EQUAL(md.cluster_id, "cluster-x");
     CU_ASSERT_EQUAL(md.topics[0].partitions[1].leader_epoch, 7);
@@ -475,7 +399,7 @@ static void test_version_fields(void)
     CU_ASSERT_PTR_NULL(md.topics);
 
     kwire_fetch_resp_t fe;
-    resp_at(&codecs[2], 4, &fe);
+    resp_at(&kwc_all[2], 4, &fe);
     CU_ASSERT_EQUAL(fe.topics[0].partitions[0].log_start_offset, -1); /* v5+ */
     CU_ASSERT_EQUAL(fe.topics[0].partitions[0].preferred_read_replica, -1);
     CU_ASSERT_EQUAL(fe.topics[0].partitions[0].n_aborted_transactions, 2);
@@ -485,30 +409,30 @@ static void test_version_fields(void)
     CU_ASSERT_PTR_NULL(fe.topics[0].partitions[1].records); /* null records */
     CU_ASSERT_EQUAL(fe.topics[0].partitions[1].n_aborted_transactions, -1);
     kwire_fetch_resp_dispose(&fe);
-    resp_at(&codecs[2], 11, &fe);
+    resp_at(&kwc_all[2], 11, &fe);
     CU_ASSERT_EQUAL(fe.topics[0].partitions[0].log_start_offset, 3);
     CU_ASSERT_EQUAL(fe.topics[0].partitions[0].preferred_read_replica, 2);
     kwire_fetch_resp_dispose(&fe);
 
     kwire_produce_resp_t pr;
-    resp_at(&codecs[3], 7, &pr);
+    resp_at(&kwc_all[3], 7, &pr);
     CU_ASSERT_EQUAL(pr.topics[0].partitions[1].n_record_errors, 0); /* v8 */
     CU_ASSERT_PTR_NULL(pr.topics[0].partitions[1].error_message);
     CU_ASSERT_EQUAL(pr.topics[0].partitions[0].log_start_offset, 12);
     CU_ASSERT_EQUAL(pr.throttle_time_ms, 5);
     kwire_produce_resp_dispose(&pr);
-    resp_at(&codecs[3], 8, &pr);
+    resp_at(&kwc_all[3], 8, &pr);
     CU_ASSERT_EQUAL(pr.topics[0].partitions[1].n_record_errors, 2);
     CU_ASSERT_STRING_EQUAL(pr.topics[0].partitions[1].record_errors[0].message, "bad record");
     CU_ASSERT_PTR_NULL(pr.topics[0].partitions[1].record_errors[1].message);
     CU_ASSERT_STRING_EQUAL(pr.topics[0].partitions[1].error_message, "invalid");
     kwire_produce_resp_dispose(&pr);
-    resp_at(&codecs[3], 3, &pr);
+    resp_at(&kwc_all[3], 3, &pr);
     CU_ASSERT_EQUAL(pr.topics[0].partitions[0].log_start_offset, -1);
     kwire_produce_resp_dispose(&pr);
 
     kwire_saslauth_resp_t sa;
-    resp_at(&codecs[7], 0, &sa);
+    resp_at(&kwc_all[7], 0, &sa);
     CU_ASSERT_EQUAL(sa.session_lifetime_ms, 0);
     CU_ASSERT_STRING_EQUAL(sa.error_message, "bad password");
     CU_ASSERT_PTR_NOT_NULL(sa.auth_bytes); /* empty, not null */
@@ -653,7 +577,7 @@ static void test_random_bytes(void)
         size_t n = rng() % sizeof buf;
         for (size_t k = 0; k < n; k++)
             buf[k] = (uint8_t)(rng() % 4 ? rng() % 3 : rng()); /* small numbers make long walks */
-        const codec_t *c = &codecs[rng() % NCODECS];
+        const kwc_t *c = &kwc_all[rng() % KWC_N];
         int16_t lo, hi;
         kwire_api_range(c->api, &lo, &hi);
         int16_t v = (int16_t)(lo + (int16_t)(rng() % (uint32_t)(hi - lo + 1)));
