@@ -224,7 +224,9 @@ typedef struct kwire_apiversions_resp {
 /** @returns false if the broker did not list @p api_key. */
 bool kwire_apiversions_find(const kwire_apiversions_resp_t *av, int16_t api_key, int16_t *min, int16_t *max);
 /** @returns the version to use for @p api_key with this broker: the highest in both kwire's
- *  and the broker's range, or -1 if there is none. */
+ *  and the broker's range, or -1 if there is none. For ListOffsets it goes no higher than
+ *  KWIRE_LISTOFFSETS_SAFE_MAX (v4-5 only add leader-epoch fencing, and the mock misencodes
+ *  them); ask for v4-5 explicitly with kwire_pick_version(). */
 int16_t kwire_negotiate(const kwire_apiversions_resp_t *av, int16_t api_key);
 
 /* Metadata v1-8. */
