@@ -783,7 +783,8 @@ static int do_task_restart_forward(call_t *c, const char *owner)
 }
 
 /* Internal requests must carry a valid signature made with the group's session key (KIP-507;
- * Kafka Connect's checks, statuses and messages). Checked on every worker, before forwarding.
+ * Kafka Connect's checks, statuses and messages), over the body exactly as received. Checked on
+ * every worker, before forwarding.
  * @returns 1 if the request may proceed, 0 after an error was sent. */
 static int signature_ok(call_t *c)
 {
@@ -827,11 +828,15 @@ static int signature_ok(call_t *c)
 
 static int do_task_post(call_t *c, const char *name)
 {
-    if (!signature_ok(c))
-        return 0;
+    /* the body is read first (content type, size, JSON: 415, 413, 400), as Kafka Connect's
+     * JAX-RS layer does before the resource method checks the signature */
     json_t *body = read_body(c, 0);
     if (!body)
         return 0;
+    if (!signature_ok(c)) {
+        json_decref(body);
+        return 0;
+    }
     if (!json_is_array(body)) {
         json_decref(body);
         return send_error(c->req, 400, "Task configs must be a JSON array of objects");

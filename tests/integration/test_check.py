@@ -86,7 +86,7 @@ class CheckTest(unittest.TestCase):
         sections = [line for line in out.splitlines() if line and not line.startswith(" ")]
         self.assertEqual([s.split(" (")[0] for s in sections[1:]], [
             "Destination cluster", "Group and storage topics", "REST API", "ZooKeeper",
-            "Tasks and offsets", "Passed to the producers", "Passed to the consumers",
+            "Tasks and offsets", "Security", "Passed to the producers", "Passed to the consumers",
             "Passed to the admin clients", "Accepted without effect in ferry",
             "Ignored"])
 
