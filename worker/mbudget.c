@@ -6,6 +6,8 @@
  * budget / (2 * MBUDGET_FLOOR_KBYTES KiB) tasks the bound is the floors, not the budget. */
 #include "worker/mbudget.h"
 
+#include <stddef.h>
+
 #define LEGACY_CONSUMER_KBYTES 16384
 #define LEGACY_PRODUCER_KBYTES 32768
 #define LEGACY_PRODUCER_MESSAGES 200000
@@ -47,4 +49,9 @@ void mbudget_worker_producer_limits(int64_t budget_bytes, int64_t message_max_by
                                     const mbudget_limits_t *user, mbudget_limits_t *out)
 {
     mbudget_task_limits(budget_bytes, 1, message_max_bytes, user, out);
+}
+
+void mbudget_consumer_limits(int64_t budget_bytes, int queues, mbudget_limits_t *out)
+{
+    mbudget_task_limits(budget_bytes, queues < 1 ? 1 : queues, 0, NULL, out);
 }

@@ -59,6 +59,17 @@ void mbudget_task_limits(int64_t budget_bytes, int ntasks, int64_t message_max_b
 void mbudget_worker_producer_limits(int64_t budget_bytes, int64_t message_max_bytes,
                                     const mbudget_limits_t *user, mbudget_limits_t *out);
 
+/**
+ * @brief The prefetch bound of a shared source consumer (scons.h) per copy-thread queue.
+ *
+ * librdkafka's queued.max.messages.kbytes applies to the queue a partition's queue is
+ * forwarded to, so a shared consumer feeding @p queues copy threads holds up to @p queues
+ * times this: the consumer half of the budget divided among them (at least
+ * MBUDGET_FLOOR_KBYTES each); with @p budget_bytes 0 the former fixed 16 MiB. Only
+ * consumer_kbytes of @p out is meaningful.
+ */
+void mbudget_consumer_limits(int64_t budget_bytes, int queues, mbudget_limits_t *out);
+
 /** Bytes of producer budget per queued record (see mbudget_task_limits()). */
 #define MBUDGET_RECORD_COST 1024
 
