@@ -1,14 +1,16 @@
 /* rtask: one EMRReplicatorSourceTask — copies a set of source topic-partitions to the
  * destination cluster and stores source offsets in the offset storage topic.
  *
- * Threads: each task owns one thread and its source consumer. Its destination producer is
- * the worker's shared one (wprod.h, polled by its own thread), or its own when it is
- * transactional or sets producer.override.* / dest.kafka.* keys (polled by the task thread).
- * Either way delivery reports (rtask_delivery_cb) only queue a compact result for the task
- * thread, which applies them, so the per-partition acknowledged offsets and offset maps are
- * touched by the task thread alone and need no lock. The owner (the herder, on the h2o loop
- * thread) talks to it only through atomic flags (pause, stop, fence) and receives rtask_ev_t
- * messages through a multithread receiver.
+ * Threads: a task owns no thread and no consumer. Its setup (metadata, its own producer if
+ * any, the destination-tail read) runs as a job on the worker's setup pool (tpool.h); then
+ * its partitions are added to the worker's shared source consumer (scons.h) and it lives on
+ * one of the worker's copy threads (copier.h), which copies its records and alone touches its
+ * partition state. Its destination producer is the worker's shared one (wprod.h, polled by
+ * its own thread), or its own when it is transactional or sets producer.override.* /
+ * dest.kafka.* keys (polled by the copy thread). Either way delivery reports
+ * (rtask_delivery_cb) only queue a compact result for the copy thread, which applies them.
+ * The owner (the herder, on the h2o loop thread) talks to it only through atomic flags
+ * (pause, stop, fence) and receives rtask_ev_t messages through a multithread receiver.
  *
  * Offsets: a source offset is written only after the destination acknowledged every
  * record before it (idempotent producer, per-partition in-order delivery reports), so a
@@ -57,6 +59,10 @@ typedef struct rtask_params {
     h2o_multithread_receiver_t *recv;
     wprod_t *wprod;        /* the worker's shared producer (must outlive the task), or NULL:
                               the task creates its own (transactional mode, producer overrides) */
+    struct scons *scons;   /* its source consumer (shared, or its own for a transactional task);
+                              must outlive the task */
+    struct copier *copier; /* the worker's copy threads */
+    struct tpool *setup_pool; /* where the setup job runs */
 } rtask_params_t;
 
 /** Upper bounds (seconds) of the replication-latency histogram: time from a record's source
@@ -81,7 +87,7 @@ typedef struct rtask_part_stats {
 
 typedef struct rtask rtask_t;
 
-/** Starts the task thread. */
+/** Queues the task's setup; it then runs on a copy thread. */
 rtask_t *rtask_new(const rtask_params_t *p);
 void rtask_set_paused(rtask_t *t, int paused);
 /** Asks the thread to stop gracefully (flush, store offsets); an EXITED event follows. */
@@ -93,10 +99,11 @@ void rtask_stop(rtask_t *t);
  *  records; purged reports never advance offsets. A task with its own producer purges it. */
 void rtask_fence(rtask_t *t);
 /** Delivery report callback of every producer tasks use, the shared one included (any thread):
- *  routes the report to its task (a copied record's opaque is the consumed message, whose
- *  topic handle's opaque is the task; an offset record's is the tagged task) and queues it there. */
+ *  routes the report to its task (a copied record's opaque is its partition's state, which
+ *  knows its task; an offset record's is the tagged task), queues it there and wakes the
+ *  task's copy thread. */
 void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
-/** Joins and frees; call after EXITED (or it waits). Accepts NULL. */
+/** Frees; call after EXITED (or it waits for it). Accepts NULL. */
 void rtask_destroy(rtask_t *t);
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);
 /** Per-partition counters; calls @p fn for each partition once the task has set them up
