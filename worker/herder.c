@@ -16,12 +16,14 @@
 #include "worker/herder.h"
 #include "worker/metrics.h"
 
+#include <inttypes.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "worker/copier.h"
 #include "worker/cstate.h"
 #include "worker/evq.h"
 #include "worker/flog.h"
@@ -30,7 +32,9 @@
 #include "worker/kutil.h"
 #include "worker/repl.h"
 #include "worker/rtask.h"
+#include "worker/scons.h"
 #include "worker/store.h"
+#include "worker/tpool.h"
 #include "worker/wprod.h"
 
 typedef enum { HT_STARTING = 0, HT_RUNNING, HT_FAILED, HT_STOPPING } ht_state_t;
@@ -40,6 +44,8 @@ typedef struct hconn {
     char *name;
     json_t *config; /* config it was started with */
     repl_conn_t *rc;
+    scons_t *sc;  /* the shared consumer whose handle it reads source metadata with, or NULL */
+    wprod_t *wp;  /* the shared producer it creates topics with, or NULL */
     uint64_t instance;
     int failed;
 } hconn_t;
@@ -51,6 +57,7 @@ typedef struct htask {
     json_t *config;
     rtask_t *rt;
     wprod_t *wp; /* the shared producer it uses, or NULL */
+    scons_t *sc; /* its source consumer (a reference), or NULL */
     uint64_t instance;
     ht_state_t state;
     int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
@@ -84,6 +91,9 @@ struct herder {
     wprod_t *wprod; /* the destination producer shared by tasks; created with the first one */
     wprod_t **wprod_old; /* failed shared producers some task still uses (see task_wprod) */
     int nwprod_old;
+    copier_t *copier;      /* the copy threads every task runs on */
+    tpool_t *setup_pool;   /* where tasks' setups run */
+    scons_reg_t *scons;    /* the shared source consumers */
     cstate_t *cs;
     json_t *statuses; /* status-topic key -> value */
     json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
@@ -119,6 +129,7 @@ struct herder {
 };
 
 static void reconcile(herder_t *h);
+static void conn_stop(herder_t *h, hconn_t *c);
 static void on_gsync_tick(h2o_timeout_entry_t *entry);
 static void rotate_session_key(herder_t *h);
 static int leader_check(herder_t *h, herder_cb cb, void *arg);
@@ -313,8 +324,7 @@ static void apply_config(herder_t *h, store_ev_t *ev)
         int failed = json_is_true(json_object_get(v, "only-failed"));
         for (hconn_t *c = h->conns; c; c = c->next)
             if (!strcmp(c->name, name) && (!failed || c->failed)) {
-                repl_conn_destroy(c->rc);
-                c->rc = NULL; /* reconcile starts it again */
+                conn_stop(h, c); /* reconcile starts it again */
                 json_decref(c->config);
                 c->config = NULL;
                 conn_status(h, name, "RESTARTING", NULL);
@@ -403,10 +413,18 @@ static hconn_t *find_conn(herder_t *h, const char *name)
     return NULL;
 }
 
-static void conn_stop(hconn_t *c)
+static wprod_t *wprod_get(herder_t *h, const json_t *config, int admin);
+static void wprod_put(herder_t *h, wprod_t *wp);
+
+/* Stops the connector instance and lets go of the shared clients it used. */
+static void conn_stop(herder_t *h, hconn_t *c)
 {
     repl_conn_destroy(c->rc);
     c->rc = NULL;
+    scons_put(c->sc, NULL);
+    c->sc = NULL;
+    wprod_put(h, c->wp);
+    c->wp = NULL;
 }
 
 static void conn_remove(herder_t *h, hconn_t *c)
@@ -416,7 +434,7 @@ static void conn_remove(herder_t *h, hconn_t *c)
             *pp = c->next;
             break;
         }
-    conn_stop(c);
+    conn_stop(h, c);
     json_decref(c->config);
     free(c->name);
     free(c);
@@ -450,7 +468,14 @@ static void conn_start(herder_t *h, hconn_t *c, cstate_conn_t *cc)
         c->failed = 1; /* stays so until the config changes or a restart */
         return;
     }
-    c->rc = repl_conn_new(c->name, cc->config, h->wc, c->instance, &h->conn_recv);
+    /* the source metadata from the shared consumer of that cluster, topic creation through the
+     * shared producer: no clients (and broker threads) of its own (a failure here leaves the
+     * instance to make its own, which reports the error) */
+    ferr_t err = {0};
+    c->sc = scons_get(h->scons, cc->config, NULL, NULL, &err);
+    c->wp = wprod_get(h, cc->config, 1);
+    c->rc = repl_conn_new(c->name, cc->config, h->wc, c->instance, &h->conn_recv,
+                          c->sc ? scons_handle(c->sc) : NULL, c->wp ? wprod_handle(c->wp) : NULL);
     conn_status(h, c->name, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
     FLOG(INFO, WORKER, "connector %s started", c->name);
 }
@@ -466,7 +491,7 @@ static void reconcile_connectors(herder_t *h)
             FLOG(INFO, WORKER, "connector %s stopped", c->name);
             conn_remove(h, c);
         } else if ((!c->rc && !c->failed) || !c->config || !json_equal(c->config, cc->config)) {
-            conn_stop(c);
+            conn_stop(h, c);
             conn_start(h, c, cc);
         } else if (!c->failed) {
             conn_status(h, c->name, cc->target == CSTATE_TARGET_PAUSED ? "PAUSED" : "RUNNING", NULL);
@@ -543,18 +568,20 @@ static int assigned_tasks(herder_t *h)
  * ones keep their larger share (restarting them to shrink it would cost a pause and
  * duplicates), so until they restart the worker may exceed the budget by up to that
  * difference; when tasks leave, the remaining ones keep their smaller share. */
-/* The worker's shared destination producer for a task with this config, or NULL: a task
+/* The worker's shared destination producer for a user with this config, or NULL: a task
  * keeps its own when it is transactional (a transactional.id per task) or sets producer keys
- * of its own (producer.override.*, dest.kafka.*). Created with the first task that shares it
- * and kept until the herder goes. If it cannot be created the task makes its own, which
- * reports the same error as its failure. */
-static wprod_t *task_wprod(herder_t *h, const json_t *config)
+ * of its own (producer.override.*, dest.kafka.*); a connector instance (@p admin) uses it to
+ * create topics unless the worker sets admin.* keys or the connector dest.kafka.* keys.
+ * Created with its first user; one more reference (wprod_put). If the current one raised a
+ * fatal error, users from now on get a new one, and the failed one goes with its last user.
+ * If it cannot be created the user makes its own client, which reports the same error. */
+static wprod_t *wprod_get(herder_t *h, const json_t *config, int admin)
 {
-    if (h->wc->eos_source)
+    if (admin ? props_count(h->wc->admin) > 0 : h->wc->eos_source)
         return NULL;
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)config, k, v) if (!strncmp(k, "producer.override.", 18) ||
+    json_object_foreach((json_t *)config, k, v) if ((!admin && !strncmp(k, "producer.override.", 18)) ||
                                                     !strncmp(k, "dest.kafka.", 11)) return NULL;
     if (h->wprod && wprod_failed(h->wprod)) {
         char reason[512];
@@ -570,7 +597,22 @@ static wprod_t *task_wprod(herder_t *h, const json_t *config)
         if (!(h->wprod = wprod_new(h->wc, rtask_delivery_cb, &err)))
             FLOG(ERROR, WORKER, "%s", err.msg);
     }
+    if (h->wprod)
+        wprod_keep(h->wprod);
     return h->wprod;
+}
+
+/* A user is done with @p wp (may be NULL); a failed one goes with its last user. */
+static void wprod_put(herder_t *h, wprod_t *wp)
+{
+    if (!wp || wprod_release(wp) > 0 || wp == h->wprod)
+        return;
+    for (int i = 0; i < h->nwprod_old; i++)
+        if (h->wprod_old[i] == wp) {
+            wprod_destroy(wp);
+            h->wprod_old[i] = h->wprod_old[--h->nwprod_old];
+            break;
+        }
 }
 
 /* Tasks of this worker that have a thread (running, starting or stopping). */
@@ -609,6 +651,17 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
         task_refuse(h, t, why);
         return;
     }
+    /* a transactional task reads with a consumer of its own: it rewinds after an abort */
+    char private_key[64];
+    snprintf(private_key, sizeof private_key, "%" PRIu64, t->instance);
+    ferr_t err = {0};
+    json_t *parts = repl_parse_partitions(json_string_value(json_object_get(t->config, REPL_TASK_PARTITIONS)));
+    t->sc = scons_get(h->scons, t->config, parts, h->wc->eos_source ? private_key : NULL, &err);
+    json_decref(parts);
+    if (!t->sc) {
+        task_refuse(h, t, err.msg);
+        return;
+    }
     json_t *offs = task_offsets(h, t->name);
     t->state = HT_STARTING;
     rtask_params_t p = {.connector = t->name,
@@ -620,7 +673,10 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
                         .instance = t->instance,
                         .paused = cc->target == CSTATE_TARGET_PAUSED,
                         .recv = &h->task_recv,
-                        .wprod = t->wp = task_wprod(h, t->config)};
+                        .wprod = t->wp = wprod_get(h, t->config, 0),
+                        .scons = t->sc,
+                        .copier = h->copier,
+                        .setup_pool = h->setup_pool};
     t->rt = rtask_new(&p);
     json_decref(offs);
 }
@@ -633,19 +689,15 @@ static void task_remove(herder_t *h, htask_t *t)
             break;
         }
     rtask_destroy(t->rt);
+    if (t->sc) { /* after the task: it used the consumer until it exited */
+        json_t *parts = repl_parse_partitions(json_string_value(json_object_get(t->config, REPL_TASK_PARTITIONS)));
+        scons_put(t->sc, parts);
+        json_decref(parts);
+    }
+    wprod_put(h, t->wp);
     json_decref(t->config);
     free(t->name);
     free(t);
-    /* a failed shared producer goes with the last task that used it */
-    for (int i = 0; i < h->nwprod_old; i++) {
-        int used = 0;
-        for (htask_t *o = h->tasks; o && !used; o = o->next)
-            used = o->wp == h->wprod_old[i];
-        if (!used) {
-            wprod_destroy(h->wprod_old[i]);
-            h->wprod_old[i--] = h->wprod_old[--h->nwprod_old];
-        }
-    }
 }
 
 /* Frees tasks that were asked to stop and whose thread has finished. */
@@ -1015,6 +1067,9 @@ herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
     h->queue = h2o_multithread_create_queue(loop);
     h2o_multithread_register_receiver(h->queue, &h->conn_recv, on_conn_events);
     h2o_multithread_register_receiver(h->queue, &h->task_recv, on_task_events);
+    h->copier = copier_new(wc->copy_threads);
+    h->setup_pool = tpool_new(4);
+    h->scons = scons_reg_new(wc, copier_threads(h->copier));
     h->gsync = gsync_new(wc, h->queue);
     h->gsync_last = json_object();
     h2o_timeout_init(loop, &h->gsync_timeout, 1000);
@@ -1049,6 +1104,9 @@ void herder_destroy(herder_t *h)
         task_remove(h, h->tasks); /* joins: each flushes and stores its offsets */
     wprod_destroy(h->wprod); /* the failed ones went with their last task */
     free(h->wprod_old);
+    copier_destroy(h->copier);
+    tpool_destroy(h->setup_pool);
+    scons_reg_destroy(h->scons);
     store_destroy(h->store, 5000);
     if (h->gsync) {
         h2o_timeout_unlink(&h->gsync_tick);

@@ -805,6 +805,7 @@ struct repl_conn {
     uint64_t instance;
     h2o_multithread_receiver_t *recv;
     rd_kafka_t *src, *dst;
+    rd_kafka_t *src_borrowed, *dst_borrowed; /* the worker's shared clients, not ours to destroy */
     repl_select_t *sel;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -954,7 +955,8 @@ static rd_kafka_t *client(const char *bootstrap, const props_t *common, const pr
 }
 
 repl_conn_t *repl_conn_new(const char *name, const json_t *config, const wconf_t *wc,
-                           uint64_t instance, h2o_multithread_receiver_t *recv)
+                           uint64_t instance, h2o_multithread_receiver_t *recv, rd_kafka_t *src,
+                           rd_kafka_t *dst)
 {
     repl_conn_t *rc = calloc(1, sizeof *rc);
     ferr_t err = {0};
@@ -966,10 +968,12 @@ repl_conn_t *repl_conn_new(const char *name, const json_t *config, const wconf_t
     pthread_mutex_init(&rc->lock, NULL);
     pthread_cond_init(&rc->cond, NULL);
     rc->sel = repl_select_new(rc->config, &err);
-    if (rc->sel)
+    rc->src = rc->src_borrowed = src;
+    rc->dst = rc->dst_borrowed = dst;
+    if (rc->sel && !rc->src)
         rc->src = client(cfg_str(config, "src.kafka.bootstrap.servers"), NULL, NULL, NULL, config,
                          "src.kafka.", NULL, &err);
-    if (rc->src)
+    if (rc->src && !rc->dst)
         rc->dst = client(wc->bootstrap_servers, wc->common, wc->admin, "admin.", config,
                          "dest.kafka.", NULL, &err);
     if (!rc->dst) {
@@ -1001,9 +1005,9 @@ void repl_conn_destroy(repl_conn_t *rc)
     pthread_mutex_unlock(&rc->lock);
     if (started)
         pthread_join(rc->thread, NULL);
-    if (rc->src)
+    if (rc->src && rc->src != rc->src_borrowed)
         rd_kafka_destroy(rc->src);
-    if (rc->dst)
+    if (rc->dst && rc->dst != rc->dst_borrowed)
         rd_kafka_destroy(rc->dst);
     repl_select_destroy(rc->sel);
     json_decref(rc->config);

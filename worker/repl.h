@@ -13,6 +13,7 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <regex.h>
 #include <stdint.h>
 
@@ -102,9 +103,13 @@ void repl_conn_ev_free(repl_conn_ev_t *ev);
 
 typedef struct repl_conn repl_conn_t;
 
-/** Starts the instance thread. @p config is copied. Events go to @p recv. */
+/** Starts the instance thread. @p config is copied. Events go to @p recv. @p src and @p dst
+ *  (may be NULL): the worker's shared clients of the source and the destination cluster,
+ *  borrowed (they must outlive the instance), used for metadata and topic creation instead
+ *  of clients of its own. */
 repl_conn_t *repl_conn_new(const char *name, const json_t *config, const wconf_t *wc,
-                           uint64_t instance, h2o_multithread_receiver_t *recv);
+                           uint64_t instance, h2o_multithread_receiver_t *recv, rd_kafka_t *src,
+                           rd_kafka_t *dst);
 /** Asks for an immediate metadata refresh (and a report even if nothing changed). */
 void repl_conn_refresh(repl_conn_t *rc);
 /** Stops and joins the thread (returns within about a second). Accepts NULL. */

@@ -747,6 +747,7 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
                       &c->memory_budget_bytes, err)) ||
         (rc = get_zk(p, c, err)) || (rc = check_zk_acl_needed(p, c, err)) ||
         (rc = get_client_policy(p, c, err)) || (rc = get_isig(p, c, err)) ||
+        (rc = get_int(p, "ferry.copy.threads", 0, 0, 1024, &c->copy_threads, err)) ||
         (rc = get_int(p, "ferry.max.connectors", 1000, 1, INT32_MAX, &c->max_connectors, err)) ||
         (rc = get_int(p, "ferry.max.tasks.per.worker", 256, 1, INT32_MAX, &c->max_tasks_per_worker, err)))
         return rc;
@@ -890,6 +891,7 @@ static props_t *effective_props(const wconf_t *c)
     SET_NUM("scheduled.rebalance.max.delay.ms", c->scheduled_rebalance_max_delay_ms);
     SET_NUM("zookeeper.session.timeout.ms", c->session_timeout_ms);
     SET_NUM("ferry.memory.budget.bytes", c->memory_budget_bytes);
+    SET_NUM("ferry.copy.threads", c->copy_threads);
     SET_NUM("ferry.max.connectors", c->max_connectors);
     SET_NUM("ferry.max.tasks.per.worker", c->max_tasks_per_worker);
     SET_NUM("inter.worker.key.ttl.ms", c->isig_key_ttl_ms);
@@ -1065,7 +1067,7 @@ void wconf_describe(const wconf_t *c, FILE *out)
         "key.converter", "value.converter", "header.converter", "offset.flush.interval.ms",
         "offset.flush.timeout.ms", "task.shutdown.graceful.timeout.ms",
         "scheduled.rebalance.max.delay.ms", "exactly.once.source.support",
-        "ferry.memory.budget.bytes", "ferry.max.connectors", "ferry.max.tasks.per.worker",
+        "ferry.memory.budget.bytes", "ferry.copy.threads", "ferry.max.connectors", "ferry.max.tasks.per.worker",
     };
     static const char *const security_keys[] = {
         "connector.client.config.override.policy", "connect.protocol", "inter.worker.key.generation.algorithm",

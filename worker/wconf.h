@@ -69,6 +69,8 @@ typedef struct wconf {
     char *isig_algorithm;    /* inter.worker.signature.algorithm, default HmacSHA256 */
     char **isig_verify;      /* inter.worker.verification.algorithms, NULL-terminated, contains
                                 isig_algorithm */
+    int copy_threads;        /* ferry.copy.threads: threads that copy records, shared by all tasks
+                                (copier.h); default 0 = one per online core */
     int max_connectors;      /* ferry.max.connectors: the group's connectors, default 1000 */
     int max_tasks_per_worker; /* ferry.max.tasks.per.worker: tasks one worker runs, default 256 */
     props_t *producer;       /* "producer.X=v" as X=v */

@@ -16,6 +16,7 @@ struct wprod {
     pthread_t poller;
     atomic_int stop, closing;
     atomic_uint_fast64_t retries;
+    int users; /* loop thread */
 };
 
 /* librdkafka's statistics (poller thread): retried produce requests, summed over brokers. */
@@ -85,6 +86,16 @@ wprod_t *wprod_new(const wconf_t *wc, wprod_dr_fn *dr, ferr_t *err)
     }
     pthread_create(&wp->poller, NULL, poller_main, wp);
     return wp;
+}
+
+void wprod_keep(wprod_t *wp)
+{
+    wp->users++;
+}
+
+int wprod_release(wprod_t *wp)
+{
+    return --wp->users;
 }
 
 rd_kafka_t *wprod_handle(const wprod_t *wp)

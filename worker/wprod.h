@@ -46,6 +46,11 @@ int wprod_closing(const wprod_t *wp);
 int wprod_failed(const wprod_t *wp);
 /** Produce requests the producer retried (librdkafka statistics, every 5 s). */
 uint64_t wprod_retries(const wprod_t *wp);
+/** One user more (a task producing through it, a connector instance creating topics with it);
+ *  loop thread. */
+void wprod_keep(wprod_t *wp);
+/** One user fewer; @returns how many are left. Loop thread. */
+int wprod_release(wprod_t *wp);
 /** Stops the poller and frees. Call after every task that used it has exited (none of their
  *  records is left). Accepts NULL. */
 void wprod_destroy(wprod_t *wp);
