@@ -594,7 +594,7 @@ static wprod_t *wprod_get(herder_t *h, const json_t *config, int admin)
     }
     if (!h->wprod) {
         ferr_t err = {0};
-        if (!(h->wprod = wprod_new(h->wc, rtask_delivery_cb, &err)))
+        if (!(h->wprod = wprod_new(h->wc, rtask_delivery_batch, &err)))
             FLOG(ERROR, WORKER, "%s", err.msg);
     }
     if (h->wprod)

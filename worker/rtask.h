@@ -103,6 +103,9 @@ void rtask_fence(rtask_t *t);
  *  knows its task; an offset record's is the tagged task), queues it there and wakes the
  *  task's copy thread. */
 void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+/** The same for a batch of reports (RD_KAFKA_EVENT_DR, the shared producer's poller): one lock
+ *  and at most one wake-up per task and batch. */
+void rtask_delivery_batch(rd_kafka_message_t **m, size_t n);
 /** Frees; call after EXITED (or it waits for it). Accepts NULL. */
 void rtask_destroy(rtask_t *t);
 void rtask_get_stats(const rtask_t *t, rtask_stats_t *out);

@@ -63,40 +63,68 @@ static int64_t ofifo_pop(ofifo_t *f)
 
 /* ---- delivery reports -------------------------------------------------------------------- */
 
-void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static rtask_t *task_of(const rd_kafka_message_t *m)
 {
-    (void)rk;
-    (void)opaque;
     uintptr_t o = (uintptr_t)m->_private;
-    tpart_t *tp = o & 1 ? NULL : (tpart_t *)o;
-    rtask_t *t = tp ? tp->task : (rtask_t *)(o & ~(uintptr_t)1);
-    dres_t r = {.tp = tp, .dst_offset = m->offset, .err = m->err};
-    if (tp) {
-        r.timestamp = rd_kafka_message_timestamp(m, NULL);
-        r.bytes = m->len + m->key_len;
-    }
+    return o & 1 ? (rtask_t *)(o & ~(uintptr_t)1) : ((tpart_t *)o)->task;
+}
+
+/* Queues the reports m[0..n-1], all of task @p t, under one lock, and wakes its copy thread
+ * once if its inbox was empty. */
+static void queue_reports(rtask_t *t, const rd_kafka_message_t *const *m, size_t n)
+{
     pthread_mutex_lock(&t->dq_lock);
-    if (t->dq.n == t->dq.cap) {
-        t->dq.cap = t->dq.cap ? 2 * t->dq.cap : 1024;
+    if (t->dq.n + n > t->dq.cap) {
+        t->dq.cap = (t->dq.n + n) * 2 > 1024 ? (t->dq.n + n) * 2 : 1024;
         t->dq.v = realloc(t->dq.v, t->dq.cap * sizeof *t->dq.v);
         if (!t->dq.v)
             abort();
     }
-    t->dq.v[t->dq.n++] = r;
-    int first = t->dq.n == 1;
-    atomic_fetch_sub(&t->inflight, 1);
+    int first = t->dq.n == 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t o = (uintptr_t)m[i]->_private;
+        tpart_t *tp = o & 1 ? NULL : (tpart_t *)o;
+        dres_t *r = &t->dq.v[t->dq.n++];
+        *r = (dres_t){.tp = tp, .dst_offset = m[i]->offset, .err = m[i]->err};
+        if (tp) {
+            r->timestamp = rd_kafka_message_timestamp(m[i], NULL);
+            r->bytes = m[i]->len + m[i]->key_len;
+        }
+    }
+    atomic_fetch_sub(&t->inflight, (int)n);
     copier_thread_t *ct = t->ct;
     pthread_mutex_unlock(&t->dq_lock);
     if (first && ct)
         copier_wake(ct);
 }
 
-/* Replication latency of one acknowledged copy: now minus the source record's timestamp. */
-static void count_latency(rtask_t *t, int64_t ts)
+void rtask_delivery_batch(rd_kafka_message_t **m, size_t n)
+{
+    /* a batch is one partition's records, or a few: runs of the same task go in at once */
+    for (size_t i = 0; i < n;) {
+        rtask_t *t = task_of(m[i]);
+        size_t j = i + 1;
+        while (j < n && task_of(m[j]) == t)
+            j++;
+        queue_reports(t, (const rd_kafka_message_t *const *)m + i, j - i);
+        i = j;
+    }
+}
+
+void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    queue_reports(task_of(m), &m, 1);
+}
+
+/* Replication latency of one acknowledged copy: now (read once per drain) minus the source
+ * record's timestamp. */
+static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts)
 {
     if (ts <= 0)
         return;
-    int64_t ms = kutil_wall_ms() - ts;
+    int64_t ms = now_wall - ts;
     if (ms < 0)
         ms = 0;
     size_t b = 0;
@@ -106,7 +134,13 @@ static void count_latency(rtask_t *t, int64_t ts)
     atomic_fetch_add_explicit(&t->latency_sum_ms, (uint64_t)ms, memory_order_relaxed);
 }
 
-static void apply_report(rtask_t *t, const dres_t *r)
+/* Counters of one drain, added to the shared atomics once per drain (and per partition). */
+typedef struct tally {
+    uint64_t records, bytes;
+    int64_t now_wall;
+} tally_t;
+
+static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
 {
     tpart_t *tp = r->tp;
     if (!tp) { /* an offset record */
@@ -132,12 +166,11 @@ static void apply_report(rtask_t *t, const dres_t *r)
             tp->acked = src + 1;
         if (omap_record(&tp->map, src, r->dst_offset))
             t->map_new = 1;
-        atomic_fetch_add(&t->records, 1);
-        atomic_fetch_add(&t->bytes, r->bytes);
-        atomic_fetch_add_explicit(&tp->st_records, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&tp->st_bytes, r->bytes, memory_order_relaxed);
-        atomic_store_explicit(&tp->st_next, tp->acked, memory_order_relaxed);
-        count_latency(t, r->timestamp);
+        sum->records++;
+        sum->bytes += r->bytes;
+        tp->tally_records++;
+        tp->tally_bytes += r->bytes;
+        count_latency(t, sum->now_wall, r->timestamp);
     }
 }
 
@@ -148,10 +181,26 @@ void rtask_drain_reports(rtask_t *t)
     t->dq = t->dq_spare;
     t->dq.n = 0;
     pthread_mutex_unlock(&t->dq_lock);
+    if (!got.n) {
+        t->dq_spare = got;
+        return;
+    }
+    tally_t sum = {.now_wall = kutil_wall_ms()};
     for (size_t i = 0; i < got.n; i++)
-        apply_report(t, &got.v[i]);
+        apply_report(t, &got.v[i], &sum);
     got.n = 0;
     t->dq_spare = got;
+    atomic_fetch_add(&t->records, sum.records);
+    atomic_fetch_add(&t->bytes, sum.bytes);
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        if (!tp->tally_records)
+            continue;
+        atomic_fetch_add_explicit(&tp->st_records, tp->tally_records, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tp->st_bytes, tp->tally_bytes, memory_order_relaxed);
+        atomic_store_explicit(&tp->st_next, tp->acked, memory_order_relaxed);
+        tp->tally_records = tp->tally_bytes = 0;
+    }
 }
 
 /* ---- offsets --------------------------------------------------------------------------- */
@@ -294,7 +343,7 @@ int rtask_copy_record(void *owner, rd_kafka_message_t *m)
     if (!e) {
         ofifo_push(&tp->inflight, m->offset); /* the producer owns the headers now */
         rd_kafka_message_destroy(m);
-        t->last_record = kutil_now_ms();
+        t->copied = 1; /* rtask_copy_service notes the time: no clock read per record */
         t->txn_dirty = 1;
         return 0;
     }
@@ -385,6 +434,10 @@ static void lower(int64_t *next, int64_t at)
 /* Copying: pause changes, transactions, and the offset flushes. */
 static void serve_copying(rtask_t *t, int64_t now, int64_t *next)
 {
+    if (t->copied) {
+        t->last_record = now;
+        t->copied = 0;
+    }
     int paused = atomic_load(&t->paused);
     if (paused != t->was_paused) {
         scons_pause(t->sc, t->assigned, paused);

@@ -49,6 +49,7 @@ typedef struct tpart {
     omap_t map_committed; /* transactional mode: the map as of the last committed transaction */
     int altered;       /* the stored offset was set over REST: start exactly there */
     ofifo_t inflight;  /* copy thread: source offsets produced, not reported */
+    uint64_t tally_records, tally_bytes; /* copy thread: this drain's counts, not yet in st_* */
     /* for rtask_foreach_partition (other threads read them) */
     atomic_uint_fast64_t st_records, st_bytes;
     atomic_int_fast64_t st_next, st_hwm;
@@ -123,6 +124,7 @@ struct rtask {
     rd_kafka_topic_partition_list_t *assigned; /* what is assigned on sc, with start offsets */
     int failed;
     int map_new; /* an offset map gained a segment: store it now */
+    int copied;  /* records were produced since the last service: last_record = now */
     char trace[1024];
     int provenance;
     const char *src_alias, *dst_alias;

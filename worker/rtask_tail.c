@@ -40,6 +40,13 @@ static int64_t header_offset(const rtask_t *t, rd_kafka_message_t *m)
  * highest source offset its records carry in the source-offset header. It reads a window
  * before the high watermark, growing it (x8) while it holds no such header, so aborted
  * transactions or markers at the end do not hide the last copied record. */
+/* Only a partition whose stored offset this task's predecessor wrote is resumed from the
+ * destination; one without a stored offset, or with one set over REST, starts exactly there. */
+static int needs_tail(const tpart_t *tp)
+{
+    return tp->start >= 0 && !tp->altered;
+}
+
 static int read_destination_ends(rtask_t *t)
 {
     const wconf_t *wc = t->wc;
@@ -71,6 +78,10 @@ static int read_destination_ends(rtask_t *t)
         tpart_t *tp = &t->parts[i];
         tp->dest_last = -1;
         window[i] = 64;
+        if (!needs_tail(tp)) {
+            done[i] = 1;
+            continue;
+        }
         for (int warned = 0; !atomic_load(&t->stop);) {
             rd_kafka_resp_err_t q = rd_kafka_query_watermark_offsets(
                 dc, t->topics[tp->topic].target, tp->partition, &lo[i], &hi[i], 10000);
@@ -147,8 +158,15 @@ static int read_destination_ends(rtask_t *t)
  * assign() stores that start at once, so a crash from then on resumes from the destination. */
 int rtask_resume_from_destination(rtask_t *t)
 {
-    if (!t->pos_header || read_destination_ends(t))
-        return t->pos_header ? -1 : 0;
+    int any = 0;
+    for (int i = 0; i < t->nparts; i++) {
+        t->parts[i].dest_last = -1;
+        any |= needs_tail(&t->parts[i]);
+    }
+    if (!t->pos_header || !any) /* nothing to read: no consumer for it either */
+        return 0;
+    if (read_destination_ends(t))
+        return -1;
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
         if (tp->dest_last < 0 || tp->dest_last + 1 == tp->start || tp->start < 0 || tp->altered)

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "worker/flog.h"
 #include "worker/kutil.h"
@@ -13,6 +14,7 @@
 
 struct wprod {
     rd_kafka_t *rk;
+    wprod_dr_fn *dr;
     pthread_t poller;
     atomic_int stop, closing;
     atomic_uint_fast64_t retries;
@@ -20,10 +22,8 @@ struct wprod {
 };
 
 /* librdkafka's statistics (poller thread): retried produce requests, summed over brokers. */
-static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+static void on_stats(wprod_t *wp, const char *json, size_t len)
 {
-    (void)rk;
-    wprod_t *wp = opaque;
     json_t *j = json_loadb(json, len, 0, NULL), *b;
     const char *name;
     uint64_t retries = 0;
@@ -32,14 +32,45 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     if (j)
         atomic_store(&wp->retries, retries);
     json_decref(j);
-    return 0;
 }
 
+/* The producer's events: delivery reports in batches (one lock per task and batch instead of
+ * one per record), statistics, errors (librdkafka logs the others). */
 static void *poller_main(void *arg)
 {
     wprod_t *wp = arg;
-    while (!atomic_load(&wp->stop))
-        rd_kafka_poll(wp->rk, 100);
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(wp->rk);
+    size_t cap = 1024;
+    rd_kafka_message_t **msgs = malloc(cap * sizeof *msgs);
+    if (!msgs)
+        abort();
+    while (!atomic_load(&wp->stop)) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        if (!ev)
+            continue;
+        switch (rd_kafka_event_type(ev)) {
+        case RD_KAFKA_EVENT_DR: {
+            size_t n;
+            while ((n = rd_kafka_event_message_array(ev, (const rd_kafka_message_t **)msgs, cap)) > 0)
+                wp->dr(msgs, n);
+            break;
+        }
+        case RD_KAFKA_EVENT_STATS:
+            on_stats(wp, rd_kafka_event_stats(ev), strlen(rd_kafka_event_stats(ev)));
+            break;
+        case RD_KAFKA_EVENT_ERROR:
+            if (rd_kafka_event_error_is_fatal(ev))
+                FLOG(ERROR, KAFKA, "shared destination producer: %s", rd_kafka_event_error_string(ev));
+            else
+                FLOG(WARN, KAFKA, "shared destination producer: %s", rd_kafka_event_error_string(ev));
+            break;
+        default:
+            break;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    free(msgs);
+    rd_kafka_queue_destroy(q);
     return NULL;
 }
 
@@ -74,9 +105,9 @@ wprod_t *wprod_new(const wconf_t *wc, wprod_dr_fn *dr, ferr_t *err)
         return NULL;
     }
     kutil_conf_set(pc, "bootstrap.servers", wc->bootstrap_servers, NULL, NULL);
-    rd_kafka_conf_set_dr_msg_cb(pc, dr);
-    if (!kutil_conf_set(pc, "statistics.interval.ms", "5000", NULL, NULL))
-        rd_kafka_conf_set_stats_cb(pc, stats_cb);
+    wp->dr = dr;
+    kutil_conf_set(pc, "statistics.interval.ms", "5000", NULL, NULL);
+    rd_kafka_conf_set_events(pc, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_STATS | RD_KAFKA_EVENT_ERROR);
     rd_kafka_conf_set_opaque(pc, wp);
     apply_budget(wc, pc);
     if (!(wp->rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {

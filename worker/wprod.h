@@ -7,10 +7,10 @@
  * rd_kafka_producev on wprod_handle() directly.
  *
  * Threads: created and destroyed by the herder (h2o loop thread). It owns one poller thread
- * that calls rd_kafka_poll, so delivery reports run there, not on the task threads; the
- * callback given to wprod_new must route each report to its task without touching task
- * state (rtask_delivery_cb queues it for the task thread). wprod_purge may be called from
- * any thread.
+ * that serves the producer's events, so delivery reports run there, not on the copy threads;
+ * the function given to wprod_new must route each report to its task without touching task
+ * state (rtask_delivery_batch queues them for the task's copy thread). wprod_purge may be
+ * called from any thread.
  *
  * Memory: its queue (queue.buffering.max.*) is one worker-wide share of
  * ferry.memory.budget.bytes (mbudget_worker_producer_limits), fixed at creation. */
@@ -25,11 +25,12 @@
 
 typedef struct wprod wprod_t;
 
-typedef void wprod_dr_fn(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+typedef void wprod_dr_fn(rd_kafka_message_t **msgs, size_t n);
 
 /** Creates the producer from the worker config (@p wc: bootstrap, common and producer.* keys;
- *  borrowed, must outlive it) and starts its poller thread, which calls @p dr for every
- *  delivery report. NULL and @p err filled on failure. */
+ *  borrowed, must outlive it) and starts its poller thread, which hands @p dr the delivery
+ *  reports in batches (librdkafka's RD_KAFKA_EVENT_DR: a batch of one partition's records,
+ *  or a few). NULL and @p err filled on failure. */
 wprod_t *wprod_new(const wconf_t *wc, wprod_dr_fn *dr, ferr_t *err);
 /** The librdkafka handle, for rd_kafka_producev and topic handles. Valid until wprod_destroy. */
 rd_kafka_t *wprod_handle(const wprod_t *wp);
