@@ -1,13 +1,13 @@
 /* mbudget: the worker-wide memory budget of the copy path (ferry.memory.budget.bytes).
  *
- * Each task has its own source consumer; most share the worker's destination producer
- * (wprod.h), some have their own (transactional, producer overrides). librdkafka bounds their
- * buffers per client: the consumer's prefetch queue (queued.max.messages.kbytes) and the
- * producer's queue of records not yet acknowledged (queue.buffering.max.kbytes and
- * .messages). A consumed record stays in memory until its copy is acknowledged (the
- * producer references its payload), so both bounds hold the same records at different
- * stages. Without a worker-wide bound a worker's memory grows with the number of tasks it
- * runs; this module divides one budget among them. Pure functions, no state. */
+ * Tasks read through the worker's shared source consumers (scons.h) and most write through
+ * its shared destination producer (wprod.h); some have a producer (and a transactional task a
+ * consumer) of their own. librdkafka bounds their buffers per client: the consumer's prefetch
+ * (queued.max.messages.kbytes, which applies to each copy thread's queue the partitions are
+ * forwarded to) and the producer's queue of records not yet acknowledged
+ * (queue.buffering.max.kbytes and .messages). Without a worker-wide bound a worker's memory
+ * grows with the number of tasks it runs; this module divides one budget among the clients.
+ * Pure functions, no state. */
 #ifndef FERRY_MBUDGET_H
 #define FERRY_MBUDGET_H
 

@@ -334,8 +334,10 @@ scons_t *scons_get(scons_reg_t *reg, const json_t *config, const json_t *parts, 
     pthread_create(&s->thread, NULL, scons_main, s);
     s->reserved = json_object();
     reserve(s, parts, 1, 0);
-    s->next = reg->list;
-    reg->list = s;
+    scons_t **tail = &reg->list; /* at the end: the oldest consumer that fits is taken first */
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = s;
     FLOG(INFO, WORKER, "source consumer %d created (%s, queued.max.messages.kbytes=%lld per copy thread)", s->n,
          json_string_value(json_object_get(config, "src.kafka.bootstrap.servers")), s->queue_kbytes);
     return s;

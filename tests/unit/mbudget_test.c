@@ -74,9 +74,25 @@ static void test_user_wins(void)
     CU_ASSERT_EQUAL(l.consumer_kbytes, 16384);
 }
 
+/* A shared consumer's prefetch bound per copy-thread queue: the consumer half divided among the
+ * queues, with the floor, and the fixed 16 MiB without a budget. */
+static void test_consumer_limits(void)
+{
+    mbudget_limits_t l;
+    mbudget_consumer_limits(32LL << 20, 2, &l);
+    CU_ASSERT_EQUAL(l.consumer_kbytes, 8192);
+    mbudget_consumer_limits(32LL << 20, 0, &l); /* no queue yet counts as one */
+    CU_ASSERT_EQUAL(l.consumer_kbytes, 16384);
+    mbudget_consumer_limits(4LL << 20, 8, &l);
+    CU_ASSERT_EQUAL(l.consumer_kbytes, MBUDGET_FLOOR_KBYTES);
+    mbudget_consumer_limits(0, 4, &l);
+    CU_ASSERT_EQUAL(l.consumer_kbytes, 16384);
+}
+
 int cu_register(void)
 {
     static const cu_test_t tests[] = {
+        {"shared consumer per copy-thread queue", test_consumer_limits},
         {"share of the budget", test_share},
         {"floors", test_floors},
         {"message.max.bytes fits", test_message_max_bytes},
