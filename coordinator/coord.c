@@ -826,16 +826,8 @@ static void *coord_main(void *arg)
     connect_zk(co);
     for (;;) {
         pthread_mutex_lock(&co->lock);
-        if (!co->flags) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&co->cond, &co->lock, &ts);
-        }
+        if (!co->flags) /* the fencing deadline is checked at least every 100 ms (monotonic) */
+            kutil_cond_wait_ms(&co->cond, &co->lock, 100);
         int flags = co->flags;
         co->flags = 0;
         session_t s = co->session;
@@ -878,7 +870,7 @@ coord_t *coord_new(const wconf_t *wc, herder_t *h, h2o_loop_t *loop, ferr_t *err
     co->h = h;
     co->loop = loop;
     pthread_mutex_init(&co->lock, NULL);
-    pthread_cond_init(&co->cond, NULL);
+    kutil_cond_init(&co->cond);
     char url[512];
     co->rest_url = strdup(wconf_rest_url(wc, url, sizeof url));
     wconf_worker_id(wc, co->worker_id, sizeof co->worker_id);

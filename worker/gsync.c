@@ -407,7 +407,7 @@ gsync_t *gsync_new(const wconf_t *wc, h2o_multithread_queue_t *queue)
     g->wc = wc;
     g->queue = queue;
     pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
+    kutil_cond_init(&g->cond);
     h2o_multithread_register_receiver(queue, &g->recv, on_done);
     pthread_create(&g->thread, NULL, gsync_main, g);
     return g;

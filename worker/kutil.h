@@ -7,6 +7,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "worker/ferr.h"
 #include "worker/props.h"
@@ -44,6 +45,13 @@ ferr_code_t kutil_create_topic(rd_kafka_t *rk, const char *topic, int partitions
  *  (free with kutil_configs_free). NULL if the cluster does not answer (e.g. the mock cluster). */
 char **kutil_topic_configs(rd_kafka_t *rk, const char *topic, int timeout_ms);
 void kutil_configs_free(char **configs);
+
+/** A condition variable whose timed waits use the monotonic clock: a wall-clock step (NTP, an
+ *  operator) must not change how long a thread sleeps, least of all the coordinator's. */
+void kutil_cond_init(pthread_cond_t *c);
+/** Waits on @p c (initialised by kutil_cond_init, @p m held) for at most @p ms milliseconds.
+ *  @returns 0 if signalled, ETIMEDOUT otherwise (or spuriously early: callers re-check). */
+int kutil_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
 
 /** Monotonic milliseconds. Only loop tops and thread bodies read the clock. */
 int64_t kutil_now_ms(void);

@@ -920,16 +920,7 @@ static void *conn_main(void *arg)
         pthread_mutex_lock(&rc->lock);
         if (rc->stop || rc->refresh)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = sel ? interval : (interval < 1000 ? interval : 1000);
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&rc->cond, &rc->lock, &ts);
+        kutil_cond_wait_ms(&rc->cond, &rc->lock, sel ? interval : (interval < 1000 ? interval : 1000));
     }
     pthread_mutex_unlock(&rc->lock);
     return NULL;
@@ -966,7 +957,7 @@ repl_conn_t *repl_conn_new(const char *name, const json_t *config, const wconf_t
     rc->recv = recv;
     rc->create_failed = json_object();
     pthread_mutex_init(&rc->lock, NULL);
-    pthread_cond_init(&rc->cond, NULL);
+    kutil_cond_init(&rc->cond);
     rc->sel = repl_select_new(rc->config, &err);
     rc->src = rc->src_borrowed = src;
     rc->dst = rc->dst_borrowed = dst;

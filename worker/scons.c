@@ -209,14 +209,7 @@ static void *scons_main(void *arg)
         pthread_mutex_lock(&s->lock);
         if (s->stop || s->wake)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 200 * 1000000L; /* the own queue is drained at least this often */
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        kutil_cond_wait_ms(&s->cond, &s->lock, 200); /* the own queue is drained at least this often */
     }
     pthread_mutex_unlock(&s->lock);
     leaders_free(leaders, nleaders);
@@ -326,11 +319,7 @@ scons_t *scons_get(scons_reg_t *reg, const json_t *config, const json_t *parts, 
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    kutil_cond_init(&s->cond);
     pthread_create(&s->thread, NULL, scons_main, s);
     s->reserved = json_object();
     reserve(s, parts, 1, 0);
