@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -38,6 +39,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker/kutil.h"
@@ -156,6 +158,8 @@ static SSL_CTX *server_tls(X509 *cert, X509 *client_ca)
 
 /* ---- the fake broker: one thread, one connection at a time, blocking I/O ---- */
 
+#define BIG_PARTITIONS 5000
+
 typedef enum fb_mode {
     FB_NORMAL,
     FB_BAD_CORR, /* Metadata answered with another correlation id */
@@ -163,6 +167,9 @@ typedef enum fb_mode {
     FB_CLOSE,    /* hangs up on Metadata */
     FB_HOLD,     /* answers Metadata once the test calls fake_release() */
     FB_BAD_SIG,  /* a SCRAM server-final with a wrong signature */
+    FB_DRIBBLE,  /* every response one byte at a time */
+    FB_BIG,      /* Metadata with BIG_PARTITIONS partitions: a response above kconn's read chunk */
+    FB_PAIR,     /* reads two Metadata requests, answers both with one write */
 } fb_mode_t;
 
 typedef struct fake {
@@ -188,6 +195,7 @@ typedef struct fconn {
     int fd;
     SSL *ssl;
     bool authed, close_after;
+    int paired;
     char mech[32];
     int scram_step;
     char bare[512], server_first[512], nonce[128];
@@ -250,17 +258,22 @@ static void fb_metadata(fconn_t *fc, int32_t corr, int16_t ver, const uint8_t *b
     kwire_metadata_req_t mr;
     kwire_req_arena_t a = {0};
     kwire_metadata_broker_t b = {1, "localhost", f->port, NULL};
-    kwire_metadata_partition_t p = {0, 0, 1, 5};
+    static kwire_metadata_partition_t parts[BIG_PARTITIONS];
+    for (int i = 0; i < BIG_PARTITIONS; i++)
+        parts[i] = (kwire_metadata_partition_t){0, i, 1, 5};
     kwire_metadata_topic_t t[4];
     int n = 0;
     if (kwire_metadata_req_decode(body, len, ver, &mr, &a, NULL) == FERR_OK)
         for (; n < mr.n_topics && n < 4; n++)
-            t[n] = (kwire_metadata_topic_t){0, mr.topics[n].name, false, &p, 1};
+            t[n] = (kwire_metadata_topic_t){0, mr.topics[n].name, false, parts, f->mode == FB_BIG ? BIG_PARTITIONS : 1};
     kwire_metadata_resp_t r = {0, &b, 1, "fake-cluster", 1, t, n, NULL};
     if (f->mode == FB_HOLD) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5; /* a test gone wrong fails instead of hanging */
         pthread_mutex_lock(&f->lock);
-        while (!f->released)
-            pthread_cond_wait(&f->cond, &f->lock);
+        while (!f->released && pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0)
+            ;
         pthread_mutex_unlock(&f->lock);
     }
     if (f->mode == FB_HUGE)
@@ -378,7 +391,6 @@ static bool fb_handle(fconn_t *fc)
         return false;
     const uint8_t *body = fc->in.buf + 4 + hl;
     size_t len = fc->in.len - 4 - hl;
-    kwire_wr_reset(&fc->out);
     if (key == KWIRE_API_API_VERSIONS) {
         fc->f->apiv_seen[ver & 3]++;
         fb_apiversions(fc, corr, ver);
@@ -391,7 +403,17 @@ static bool fb_handle(fconn_t *fc)
     } else {
         return false; /* Kafka hangs up on a request before authentication, too */
     }
+    if (key == KWIRE_API_METADATA && fc->f->mode == FB_PAIR && !fc->paired++) /* answer the next one too */
+        return !fc_read_frame(fc) && fb_handle(fc);
     return true;
+}
+
+static int fc_write(fconn_t *fc)
+{
+    for (size_t i = 0; fc->f->mode == FB_DRIBBLE && i < fc->out.len; i++)
+        if (fc_io(fc, fc->out.buf + i, 1, true))
+            return -1;
+    return fc->f->mode == FB_DRIBBLE ? 0 : fc_io(fc, fc->out.buf, fc->out.len, true);
 }
 
 static void fb_serve(fake_t *f, int fd)
@@ -412,7 +434,9 @@ static void fb_serve(fake_t *f, int fd)
         snprintf(f->sni, sizeof f->sni, "%s", sni ? sni : "");
         pthread_mutex_unlock(&f->lock);
     }
-    while (!fc_read_frame(&fc) && fb_handle(&fc) && !fc_io(&fc, fc.out.buf, fc.out.len, true) && !fc.close_after)
+    int one = 1; /* so that dribbled bytes arrive one by one */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    while (!fc.close_after && (kwire_wr_reset(&fc.out), !fc_read_frame(&fc)) && fb_handle(&fc) && !fc_write(&fc))
         ;
 out:
     ERR_clear_error();
@@ -825,6 +849,101 @@ static void test_broken_peers(void)
     fake_stop(&f);
 }
 
+/* A broker that stops reading: a request larger than the socket buffers cannot be written. */
+static void test_send_timeout(void)
+{
+    ferr_t err;
+    fake_t f = fake_new(NULL, NULL);
+    f.mode = FB_HOLD;
+    fake_start(&f);
+    int small = 65536; /* small buffers on both sides (accepted sockets inherit the listener's) */
+    setsockopt(f.lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    kconn_conf_t conf;
+    CU_ASSERT_EQUAL_FATAL(conf_of(&conf, &err, KV("socket.send.buffer.bytes", "65536")), FERR_OK);
+    CU_ASSERT_EQUAL(conf.send_buffer, 65536);
+    kconn_t *c = kconn_open(&conf, "localhost", f.port, 5000, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    kwire_wr_t w;
+    kwire_wr_init(&w);
+    kwire_metadata_req_t mr = {NULL, -1, false};
+    kwire_req_hdr_t h = kconn_hdr(c, kconn_version(c, KWIRE_API_METADATA, 1, 8));
+    CU_ASSERT_EQUAL(kwire_metadata_req_write(&w, &h, &mr, &err), FERR_OK);
+    CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK); /* the fake now waits, reading nothing */
+    size_t big = 8 << 20;
+    uint8_t *junk = calloc(1, big);
+    kwire_produce_req_partition_t pp = {0, junk, big};
+    kwire_produce_req_topic_t pt = {"t1", &pp, 1};
+    kwire_produce_req_t pr = {-1, 5000, &pt, 1};
+    kwire_wr_reset(&w);
+    h = kconn_hdr(c, 7);
+    CU_ASSERT_EQUAL(kwire_produce_req_write(&w, &h, &pr, &err), FERR_OK);
+    free(junk);
+    int64_t t0 = kutil_now_ms();
+    CU_ASSERT_EQUAL(kconn_send(c, &w, 200, NULL, &err), FERR_TIMEOUT);
+    CU_ASSERT(kutil_now_ms() - t0 >= 195 && has(&err, "sending a request timed out after 200 ms"));
+    CU_ASSERT(!kconn_ok(c) && kconn_recv(c, 0, NULL, NULL, NULL, &err) == FERR_KAFKA);
+    kwire_wr_dispose(&w);
+    kconn_destroy(c);
+    fake_release(&f);
+    kconn_conf_dispose(&conf);
+    fake_stop(&f);
+}
+
+/* ---- frames split across reads, larger than a read, several in one read ---- */
+
+static void test_reassembly(void)
+{
+    ferr_t err;
+    fake_t f = fake_new(NULL, NULL);
+    f.mode = FB_DRIBBLE;
+    fake_start(&f);
+    CU_ASSERT_EQUAL(try_fake(&f, "localhost", &err, NULL), FERR_OK);
+    fake_stop(&f);
+
+    kconn_conf_t conf;
+    static const char *const topics[] = {"big"};
+    kwire_metadata_resp_t md;
+    CU_ASSERT_EQUAL_FATAL(conf_of(&conf, &err, NULL), FERR_OK);
+    f = fake_new(NULL, NULL);
+    f.mode = FB_BIG;
+    fake_start(&f);
+    kconn_t *c = kconn_open(&conf, "localhost", f.port, 5000, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(kconn_metadata(c, topics, 1, &md, 5000, &err), FERR_OK);
+    CU_ASSERT(md.n_topics == 1 && md.topics[0].n_partitions == BIG_PARTITIONS);
+    kwire_metadata_resp_dispose(&md);
+    kconn_destroy(c);
+    fake_stop(&f);
+
+    /* two requests in one send, two answers in one write: the second is there without reading */
+    f = fake_new(NULL, NULL);
+    f.mode = FB_PAIR;
+    fake_start(&f);
+    c = kconn_open(&conf, "localhost", f.port, 5000, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    kwire_wr_t w;
+    kwire_wr_init(&w);
+    kwire_metadata_req_t mr = {NULL, -1, false};
+    int16_t v = kconn_version(c, KWIRE_API_METADATA, 1, 8);
+    kwire_req_hdr_t h1 = kconn_hdr(c, v), h2 = kconn_hdr(c, v);
+    CU_ASSERT(kwire_metadata_req_write(&w, &h1, &mr, &err) == FERR_OK && kwire_metadata_req_write(&w, &h2, &mr, &err) == FERR_OK);
+    CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK);
+    const uint8_t *body;
+    size_t len;
+    int32_t corr;
+    CU_ASSERT(!kconn_pending(c) && kconn_inflight(c) == 2);
+    struct pollfd p = {.fd = kconn_fd(c), .events = POLLIN};
+    CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);
+    CU_ASSERT(kconn_recv(c, 5000, &body, &len, &corr, &err) == FERR_OK && corr == h1.correlation_id);
+    CU_ASSERT(kconn_pending(c));
+    CU_ASSERT(kconn_recv(c, 0, &body, &len, &corr, &err) == FERR_OK && corr == h2.correlation_id);
+    CU_ASSERT(!kconn_pending(c) && kconn_inflight(c) == 0);
+    kwire_wr_dispose(&w);
+    kconn_destroy(c);
+    kconn_conf_dispose(&conf);
+    fake_stop(&f);
+}
+
 /* ---- ApiVersions: v2, or what an older broker says it speaks ---- */
 
 static void test_apiversions_fallback(void)
@@ -1096,6 +1215,8 @@ int cu_register(void)
         {"mock cluster: versions, Metadata, Fetch, pipelined Produce in order", test_mock},
         {"timeouts (silent broker, plaintext and TLS) and refused connections", test_timeouts},
         {"broken peers: out of order, oversized, hang-up; a late response", test_broken_peers},
+        {"a broker that stops reading: the send times out", test_send_timeout},
+        {"frames in 1-byte pieces, above the read chunk, two in one read (kconn_pending)", test_reassembly},
         {"ApiVersions v2, falling back to what the broker speaks", test_apiversions_fallback},
         {"TLS: CA file and PEM, wrong CA, host names, verification off, client certificate", test_tls},
         {"SASL: PLAIN, SCRAM-SHA-256/512, wrong passwords, forged server, over TLS", test_sasl},
