@@ -11,7 +11,8 @@
  *    (PLAIN and the server side of SCRAM-SHA-256/512, RFC 5802: right and wrong passwords,
  *    a forged server signature, a mechanism the broker does not enable, SaslAuthenticate v0
  *    and v1, over TLS too), the ApiVersions fallback, and broken peers (a response out of
- *    order, an oversized frame, a hang-up, a response that comes late).
+ *    order, an oversized frame, a hang-up, a response that comes late, a broker that stops
+ *    reading, responses in 1-byte pieces, large ones, two in one read).
  *  - Timeouts and refusals: a listening socket that never answers (the kernel completes the
  *    TCP handshake, nobody reads) and a port nobody listens on.
  *  - kconn_conf_from(): layering, librdkafka's value rules, and what it refuses.
@@ -819,38 +820,27 @@ static void test_broken_peers(void)
         CU_ASSERT(has(&err, cases[i].why));
         fake_stop(&f);
     }
-
-    fake_t f = fake_new(NULL, NULL);
-    f.mode = FB_HOLD;
-    fake_start(&f);
-    kconn_conf_t conf;
-    CU_ASSERT_EQUAL_FATAL(conf_of(&conf, &err, NULL), FERR_OK);
-    kconn_t *c = kconn_open(&conf, "localhost", f.port, 5000, &err);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    kwire_wr_t w;
-    kwire_wr_init(&w);
-    kwire_metadata_req_t mr = {NULL, -1, false};
-    kwire_req_hdr_t h = kconn_hdr(c, kconn_version(c, KWIRE_API_METADATA, 1, 8));
-    CU_ASSERT_EQUAL(kwire_metadata_req_write(&w, &h, &mr, &err), FERR_OK);
-    CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK);
-    const uint8_t *body;
-    size_t len;
-    int32_t corr;
-    int64_t t0 = kutil_now_ms();
-    CU_ASSERT_EQUAL(kconn_recv(c, 100, &body, &len, &corr, &err), FERR_TIMEOUT);
-    CU_ASSERT(kutil_now_ms() - t0 >= 95 && has(&err, "no response to Metadata within 100 ms"));
-    CU_ASSERT(kconn_ok(c) && kconn_inflight(c) == 1 && !kconn_pending(c));
-    fake_release(&f);
-    CU_ASSERT_EQUAL(kconn_recv(c, 5000, &body, &len, &corr, &err), FERR_OK);
-    CU_ASSERT(corr == h.correlation_id && kconn_inflight(c) == 0 && len > 0);
-    kwire_wr_dispose(&w);
-    kconn_destroy(c);
-    kconn_conf_dispose(&conf);
-    fake_stop(&f);
 }
 
-/* A broker that stops reading: a request larger than the socket buffers cannot be written. */
-static void test_send_timeout(void)
+/* Appends an all-topics Metadata request to @p w. @returns its correlation id. */
+static int32_t metadata_req(kconn_t *c, kwire_wr_t *w)
+{
+    kwire_metadata_req_t mr = {NULL, -1, false};
+    kwire_req_hdr_t h = kconn_hdr(c, kconn_version(c, KWIRE_API_METADATA, 1, 8));
+    CU_ASSERT_EQUAL(kwire_metadata_req_write(w, &h, &mr, NULL), FERR_OK);
+    return h.correlation_id;
+}
+
+static void fake_hold(fake_t *f)
+{
+    pthread_mutex_lock(&f->lock);
+    f->released = false;
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* A response that comes late (nothing lost), then a broker that stops reading: a request larger
+ * than the socket buffers cannot be written in time. */
+static void test_late_and_stuck(void)
 {
     ferr_t err;
     fake_t f = fake_new(NULL, NULL);
@@ -865,20 +855,32 @@ static void test_send_timeout(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     kwire_wr_t w;
     kwire_wr_init(&w);
-    kwire_metadata_req_t mr = {NULL, -1, false};
-    kwire_req_hdr_t h = kconn_hdr(c, kconn_version(c, KWIRE_API_METADATA, 1, 8));
-    CU_ASSERT_EQUAL(kwire_metadata_req_write(&w, &h, &mr, &err), FERR_OK);
+    int32_t sent = metadata_req(c, &w), corr;
+    CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK);
+    const uint8_t *body;
+    size_t len;
+    int64_t t0 = kutil_now_ms();
+    CU_ASSERT_EQUAL(kconn_recv(c, 100, &body, &len, &corr, &err), FERR_TIMEOUT);
+    CU_ASSERT(kutil_now_ms() - t0 >= 95 && has(&err, "no response to Metadata within 100 ms"));
+    CU_ASSERT(kconn_ok(c) && kconn_inflight(c) == 1 && !kconn_pending(c));
+    fake_release(&f);
+    CU_ASSERT_EQUAL(kconn_recv(c, 5000, &body, &len, &corr, &err), FERR_OK);
+    CU_ASSERT(corr == sent && kconn_inflight(c) == 0 && len > 0);
+
+    fake_hold(&f);
+    kwire_wr_reset(&w);
+    metadata_req(c, &w);
     CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK); /* the fake now waits, reading nothing */
     size_t big = 8 << 20;
     uint8_t *junk = calloc(1, big);
     kwire_produce_req_partition_t pp = {0, junk, big};
     kwire_produce_req_topic_t pt = {"t1", &pp, 1};
     kwire_produce_req_t pr = {-1, 5000, &pt, 1};
+    kwire_req_hdr_t h = kconn_hdr(c, 7);
     kwire_wr_reset(&w);
-    h = kconn_hdr(c, 7);
     CU_ASSERT_EQUAL(kwire_produce_req_write(&w, &h, &pr, &err), FERR_OK);
     free(junk);
-    int64_t t0 = kutil_now_ms();
+    t0 = kutil_now_ms();
     CU_ASSERT_EQUAL(kconn_send(c, &w, 200, NULL, &err), FERR_TIMEOUT);
     CU_ASSERT(kutil_now_ms() - t0 >= 195 && has(&err, "sending a request timed out after 200 ms"));
     CU_ASSERT(!kconn_ok(c) && kconn_recv(c, 0, NULL, NULL, NULL, &err) == FERR_KAFKA);
@@ -923,10 +925,7 @@ static void test_reassembly(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     kwire_wr_t w;
     kwire_wr_init(&w);
-    kwire_metadata_req_t mr = {NULL, -1, false};
-    int16_t v = kconn_version(c, KWIRE_API_METADATA, 1, 8);
-    kwire_req_hdr_t h1 = kconn_hdr(c, v), h2 = kconn_hdr(c, v);
-    CU_ASSERT(kwire_metadata_req_write(&w, &h1, &mr, &err) == FERR_OK && kwire_metadata_req_write(&w, &h2, &mr, &err) == FERR_OK);
+    int32_t first = metadata_req(c, &w), second = metadata_req(c, &w);
     CU_ASSERT_EQUAL(kconn_send(c, &w, 5000, NULL, &err), FERR_OK);
     const uint8_t *body;
     size_t len;
@@ -934,9 +933,9 @@ static void test_reassembly(void)
     CU_ASSERT(!kconn_pending(c) && kconn_inflight(c) == 2);
     struct pollfd p = {.fd = kconn_fd(c), .events = POLLIN};
     CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);
-    CU_ASSERT(kconn_recv(c, 5000, &body, &len, &corr, &err) == FERR_OK && corr == h1.correlation_id);
+    CU_ASSERT(kconn_recv(c, 5000, &body, &len, &corr, &err) == FERR_OK && corr == first);
     CU_ASSERT(kconn_pending(c));
-    CU_ASSERT(kconn_recv(c, 0, &body, &len, &corr, &err) == FERR_OK && corr == h2.correlation_id);
+    CU_ASSERT(kconn_recv(c, 0, &body, &len, &corr, &err) == FERR_OK && corr == second);
     CU_ASSERT(!kconn_pending(c) && kconn_inflight(c) == 0);
     kwire_wr_dispose(&w);
     kconn_destroy(c);
@@ -1214,8 +1213,8 @@ int cu_register(void)
         {"conf: unsupported mechanisms, keystores, engines; bad values", test_conf_refusals},
         {"mock cluster: versions, Metadata, Fetch, pipelined Produce in order", test_mock},
         {"timeouts (silent broker, plaintext and TLS) and refused connections", test_timeouts},
-        {"broken peers: out of order, oversized, hang-up; a late response", test_broken_peers},
-        {"a broker that stops reading: the send times out", test_send_timeout},
+        {"broken peers: out of order, oversized, hang-up", test_broken_peers},
+        {"a late response (nothing lost); a broker that stops reading (the send times out)", test_late_and_stuck},
         {"frames in 1-byte pieces, above the read chunk, two in one read (kconn_pending)", test_reassembly},
         {"ApiVersions v2, falling back to what the broker speaks", test_apiversions_fallback},
         {"TLS: CA file and PEM, wrong CA, host names, verification off, client certificate", test_tls},
