@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -1099,7 +1100,7 @@ static ferr_code_t kc_authenticate(kconn_t *c, const kconn_conf_t *conf, kc_dl_t
     return rc;
 }
 
-kconn_t *kconn_open(const kconn_conf_t *conf, const char *host, int port, int timeout_ms, ferr_t *err)
+static kconn_t *kc_new(const kconn_conf_t *conf, const char *host, int port, ferr_t *err)
 {
     if (!conf->_finished) {
         ferr_set(err, FERR_INVALID, "kconn_open: the configuration is not finished (kconn_conf_finish)");
@@ -1114,8 +1115,13 @@ kconn_t *kconn_open(const kconn_conf_t *conf, const char *host, int port, int ti
     c->client_id = kc_strdup(conf->client_id ? conf->client_id : "rdkafka");
     snprintf(c->peer, sizeof c->peer, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     kwire_wr_init(&c->w);
-    kc_dl_t dl = kc_deadline(timeout_ms > 0 ? timeout_ms : conf->connect_timeout_ms);
-    ferr_code_t rc = kc_connect(c, conf, host, port, dl, err);
+    return c;
+}
+
+/* TLS, ApiVersions and SASL on a connected socket; destroys @p c on failure. */
+static kconn_t *kc_ready(kconn_t *c, const kconn_conf_t *conf, const char *host, kc_dl_t dl, ferr_code_t rc,
+                         ferr_t *err)
+{
     if (!rc && kc_tls(conf->security))
         rc = kc_tls_handshake(c, conf, host, dl, err);
     if (!rc)
@@ -1128,6 +1134,34 @@ kconn_t *kconn_open(const kconn_conf_t *conf, const char *host, int port, int ti
     }
     kwire_wr_reset(&c->w);
     return c;
+}
+
+static kc_dl_t kc_open_deadline(const kconn_conf_t *conf, int timeout_ms)
+{
+    return kc_deadline(timeout_ms > 0 ? timeout_ms : conf->connect_timeout_ms);
+}
+
+kconn_t *kconn_open(const kconn_conf_t *conf, const char *host, int port, int timeout_ms, ferr_t *err)
+{
+    kconn_t *c = kc_new(conf, host, port, err);
+    kc_dl_t dl = kc_open_deadline(conf, timeout_ms);
+    return c ? kc_ready(c, conf, host, dl, kc_connect(c, conf, host, port, dl, err), err) : NULL;
+}
+
+kconn_t *kconn_open_fd(const kconn_conf_t *conf, int fd, const char *host, int port, int timeout_ms, ferr_t *err)
+{
+    kconn_t *c = kc_new(conf, host, port, err);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    int fl = fcntl(fd, F_GETFL);
+    ferr_code_t rc = FERR_OK;
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        rc = kc_break(c, err, FERR_KAFKA, "fcntl: %s", strerror(errno));
+    kc_sockopts(fd, conf);
+    return kc_ready(c, conf, host, kc_open_deadline(conf, timeout_ms), rc, err);
 }
 
 /* ---- the rest of the API ---- */

@@ -199,6 +199,15 @@ typedef struct kconn kconn_t;
  */
 kconn_t *kconn_open(const kconn_conf_t *conf, const char *host, int port, int timeout_ms, ferr_t *err);
 
+/**
+ * @brief kconn_open() on a socket connected some other way (and for tests and fuzzers, on one
+ *        end of a socketpair): TLS, ApiVersions and SASL as kconn_open() does them.
+ * @param fd         taken over: made non-blocking and close-on-exec, closed by kconn_destroy()
+ *                   (and on failure).
+ * @param host, port for the TLS host name check and SNI, and for the messages.
+ */
+kconn_t *kconn_open_fd(const kconn_conf_t *conf, int fd, const char *host, int port, int timeout_ms, ferr_t *err);
+
 /** @returns the version to use for @p api_key: the highest both @p ours_min..@p ours_max and
  *  the broker's ApiVersions range allow, or -1 if the broker does not offer it or the ranges do
  *  not meet. */

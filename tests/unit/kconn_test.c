@@ -943,6 +943,41 @@ static void test_reassembly(void)
     fake_stop(&f);
 }
 
+/* ---- kconn_open_fd: a socketpair with the broker's bytes written in advance ---- */
+
+static void test_open_fd(void)
+{
+    int sv[2];
+    ferr_t err;
+    kconn_conf_t conf;
+    kwire_wr_t w;
+    kwire_api_version_t keys[] = {{KWIRE_API_METADATA, 1, 8}, {KWIRE_API_API_VERSIONS, 0, 2}};
+    kwire_apiversions_resp_t av = {0, keys, 2, 0, NULL};
+    kwire_metadata_resp_t md = {0};
+    CU_ASSERT_EQUAL_FATAL(conf_of(&conf, &err, NULL), FERR_OK);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    kwire_wr_init(&w);
+    kwire_apiversions_resp_write(&w, 1, 2, &av, NULL); /* correlation ids count from 1 */
+    kwire_metadata_resp_write(&w, 2, 8, &md, NULL);
+    kwire_metadata_resp_write(&w, 9, 8, &md, NULL); /* not the id that is due */
+    CU_ASSERT(write(sv[1], w.buf, w.len) == (ssize_t)w.len);
+    kconn_t *c = kconn_open_fd(&conf, sv[0], "pair", 1, 1000, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT(kconn_version(c, KWIRE_API_METADATA, 1, 8) == 8 && kconn_version(c, KWIRE_API_FETCH, 4, 11) == -1);
+    CU_ASSERT_EQUAL(kconn_metadata(c, NULL, -1, &md, 1000, &err), FERR_OK);
+    kwire_metadata_resp_dispose(&md);
+    CU_ASSERT_EQUAL(kconn_metadata(c, NULL, -1, &md, 1000, &err), FERR_KAFKA);
+    CU_ASSERT(has(&err, "pair:1: response with correlation id 9 where 3 (Metadata v8) was due"));
+    kconn_destroy(c);
+    /* the broker hangs up during ApiVersions */
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv + 0) == 0);
+    close(sv[1]);
+    CU_ASSERT_PTR_NULL(kconn_open_fd(&conf, sv[0], "pair", 1, 1000, &err));
+    CU_ASSERT(err.code == FERR_KAFKA && has(&err, "pair:1: "));
+    kwire_wr_dispose(&w);
+    kconn_conf_dispose(&conf);
+}
+
 /* ---- ApiVersions: v2, or what an older broker says it speaks ---- */
 
 static void test_apiversions_fallback(void)
@@ -1216,6 +1251,7 @@ int cu_register(void)
         {"broken peers: out of order, oversized, hang-up", test_broken_peers},
         {"a late response (nothing lost); a broker that stops reading (the send times out)", test_late_and_stuck},
         {"frames in 1-byte pieces, above the read chunk, two in one read (kconn_pending)", test_reassembly},
+        {"kconn_open_fd on a socketpair: handshake, Metadata, an id out of order, a hang-up", test_open_fd},
         {"ApiVersions v2, falling back to what the broker speaks", test_apiversions_fallback},
         {"TLS: CA file and PEM, wrong CA, host names, verification off, client certificate", test_tls},
         {"SASL: PLAIN, SCRAM-SHA-256/512, wrong passwords, forged server, over TLS", test_sasl},
