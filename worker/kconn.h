@@ -139,7 +139,7 @@ void kconn_conf_init(kconn_conf_t *c);
  * @returns FERR_OK (also for a key kconn does not read); FERR_INVALID for a value the key
  *          cannot take (a boolean that is not true/false/t/f/1/0, a number out of librdkafka's
  *          range, an unknown enum value); FERR_UNSUPPORTED for an unknown security.protocol.
- * @remark Only before kconn_conf_finish().
+ * @remark Only before kconn_conf_finish() (FERR_INVALID after it).
  */
 ferr_code_t kconn_conf_set(kconn_conf_t *c, const char *key, const char *value, const char *origin, ferr_t *err);
 
