@@ -70,8 +70,8 @@ ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char
     return FERR_OK;
 }
 
-ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
-                                      const char *prefix, ferr_t *err)
+ferr_code_t kutil_each_prefixed(const json_t *cfg, const char *prefix, kutil_set_fn *set, void *arg,
+                                ferr_t *err)
 {
     size_t pl = strlen(prefix);
     const char *k;
@@ -79,15 +79,27 @@ ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
     json_object_foreach((json_t *)cfg, k, v) {
         if (strncmp(k, prefix, pl) || !k[pl] || !json_is_string(v))
             continue;
-        /* the one door from connector configs (REST) into librdkafka: see cpolicy.h */
+        /* the one door from connector configs (REST) into a Kafka client: see cpolicy.h */
         char why[1024];
         if (cpolicy_check_safe(cfg, k, why, sizeof why))
             return ferr_set(err, FERR_INVALID, "%s", why);
-        ferr_code_t rc = kutil_conf_set(conf, k + pl, json_string_value(v), prefix, err);
+        ferr_code_t rc = set(arg, k + pl, json_string_value(v), prefix, err);
         if (rc)
             return rc;
     }
     return FERR_OK;
+}
+
+static ferr_code_t conf_set_fn(void *conf, const char *key, const char *value, const char *origin,
+                               ferr_t *err)
+{
+    return kutil_conf_set(conf, key, value, origin, err);
+}
+
+ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
+                                      const char *prefix, ferr_t *err)
+{
+    return kutil_each_prefixed(cfg, prefix, conf_set_fn, conf, err);
 }
 
 int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ferr_t *err)

@@ -30,6 +30,16 @@ ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char
 ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
                                       const char *prefix, ferr_t *err);
 
+/** A setter for kutil_each_prefixed(): @p key without its prefix, @p origin the prefix. */
+typedef ferr_code_t kutil_set_fn(void *arg, const char *key, const char *value, const char *origin,
+                                 ferr_t *err);
+/** The door itself, for Kafka clients other than librdkafka's (worker/kconn.c): calls @p set
+ *  for every string value of @p cfg under @p prefix that cpolicy_check_safe() lets through, in
+ *  order; FERR_INVALID with the reason for the first it refuses (nothing after it is set), or
+ *  the first error @p set returns. */
+ferr_code_t kutil_each_prefixed(const json_t *cfg, const char *prefix, kutil_set_fn *set, void *arg,
+                                ferr_t *err);
+
 /** Partition count of @p topic from cluster metadata, 0 if the topic does not exist, -1 on error.
  *  Lists all topics, so it never triggers broker-side auto-creation. */
 int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ferr_t *err);
