@@ -7,6 +7,7 @@
 
 #include "worker/cpolicy.h"
 #include "worker/flog.h"
+#include "worker/jaas.h"
 
 /* Runs on librdkafka's internal threads: only formats and writes a line (flog is thread-safe). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -83,7 +84,9 @@ ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
         char why[1024];
         if (cpolicy_check_safe(cfg, k, why, sizeof why))
             return ferr_set(err, FERR_INVALID, "%s", why);
-        ferr_code_t rc = kutil_conf_set(conf, k + pl, json_string_value(v), prefix, err);
+        /* Kafka's sasl.jaas.config, which librdkafka refuses, as librdkafka's keys (jaas.h) */
+        ferr_code_t rc = !strcmp(k + pl, JAAS_KEY) ? jaas_conf_set(conf, json_string_value(v), prefix, err)
+                                                   : kutil_conf_set(conf, k + pl, json_string_value(v), prefix, err);
         if (rc)
             return rc;
     }
