@@ -139,15 +139,25 @@ static ferr_code_t store_format(xl_t *x, const char *store, fmt_t *fmt)
     return FERR_OK;
 }
 
+/* A store's path, its format, and the name of the converted file (ext instead of its extension). */
+static ferr_code_t store_open(xl_t *x, const char *store, const char *ext, const char **path, fmt_t *fmt,
+                              char *converted, size_t len)
+{
+    char loc_key[64];
+    snprintf(loc_key, sizeof loc_key, "ssl.%s.location", store);
+    *path = props_get(x->layer, loc_key);
+    replace_ext(converted, len, *path, ext);
+    return store_format(x, store, fmt);
+}
+
 static ferr_code_t keystore(xl_t *x)
 {
-    const char *path = props_get(x->layer, "ssl.keystore.location");
+    const char *path;
     fmt_t fmt;
-    ferr_code_t rc = store_format(x, "keystore", &fmt);
+    char p12[512];
+    ferr_code_t rc = store_open(x, "keystore", ".p12", &path, &fmt, p12, sizeof p12);
     if (rc)
         return rc;
-    char p12[512];
-    replace_ext(p12, sizeof p12, path, ".p12");
     if (fmt == FMT_JKS)
         return invalid(x, "ssl.keystore.location", path,
                        "a JKS keystore, which librdkafka cannot read; convert it with `keytool -importkeystore "
@@ -171,13 +181,12 @@ static ferr_code_t keystore(xl_t *x)
 
 static ferr_code_t truststore(xl_t *x)
 {
-    const char *path = props_get(x->layer, "ssl.truststore.location");
+    const char *path;
     fmt_t fmt;
-    ferr_code_t rc = store_format(x, "truststore", &fmt);
+    char pem[512];
+    ferr_code_t rc = store_open(x, "truststore", ".pem", &path, &fmt, pem, sizeof pem);
     if (rc)
         return rc;
-    char pem[512];
-    replace_ext(pem, sizeof pem, path, ".pem");
     if (fmt == FMT_JKS)
         return invalid(x, "ssl.truststore.location", path,
                        "a JKS truststore, which librdkafka cannot read; export its certificates with `keytool "
