@@ -84,6 +84,7 @@ static void put_char(tok_t *t, int c)
     }
 }
 
+/* t->sval becomes an empty, allocated string for a word or a quoted string to grow in. */
 static void start_sval(tok_t *t)
 {
     t->len = 0;
@@ -295,10 +296,13 @@ static int parse_entry(tok_t *t, jaas_t *j, char *why, size_t len)
                               "requisite, sufficient or optional after the login module class)");
     while (next(t) != TT_EOF && t->type != ';') {
         size_t at = t->start + 1;
-        char *key = t->sval ? xstrdup(t->sval) : NULL;
+        if (!t->sval) /* a number or a stray character (Java would take it for a null key) */
+            return fail(why, len, "an option name is expected at character %zu in JAAS config (a word, or a "
+                                  "quoted string)", at);
+        char *key = xstrdup(t->sval);
         int ok = next(t) == '=' && next(t) != TT_EOF && t->sval;
         if (!ok) {
-            if (key && nameable(key))
+            if (nameable(key))
                 fail(why, len, "Value not specified for key '%s' in JAAS config", key);
             else
                 fail(why, len, "Value not specified for the option at character %zu in JAAS config "

@@ -736,7 +736,8 @@ static int client_layer_of(const char *k, const char **sub)
                ? 0 : -1;
 }
 
-static props_t **layers(wconf_t *c, props_t **out)
+/* The four client layers of @p c, in client_prefixes' order. */
+static props_t **layers(const wconf_t *c, props_t **out)
 {
     out[0] = c->common;
     out[1] = c->producer;
@@ -1122,7 +1123,7 @@ void wconf_log_summary(const wconf_t *c)
         if (!is_known(props_key(c->all, i)))
             FLOG(WARN, WORKER, "The configuration '%s' was supplied but isn't a known config.", props_key(c->all, i));
     props_t *l[4];
-    layers((wconf_t *)c, l);
+    layers(c, l);
     for (int i = 0; i < 4; i++)
         for (size_t j = 0; j < props_count(l[i]); j++)
             if (!jclient_is_property(props_key(l[i], j)))

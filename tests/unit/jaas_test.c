@@ -126,7 +126,9 @@ static void test_errors(void)
     /* a number is no value (StreamTokenizer parses numbers): quote it */
     parse_fails(PLAIN " required username=12345 password=p;",
                 "Value not specified for key 'username' in JAAS config", 0);
-    parse_fails(PLAIN " required username=u,password=p;", "Value not specified for the option at character", 1);
+    parse_fails(PLAIN " required username=u,password=p;", "an option name is expected at character", 1);
+    parse_fails("x required 5=\"v\";", "an option name is expected at character 12 in JAAS config", 1); /* fuzz */
+    parse_fails(PLAIN " required username=u password p;", "Value not specified for key 'password' in JAAS config", 0);
     parse_fails("42 required;", "Login module not specified in JAAS config (expected a class name at character 1)", 0);
     /* an escaped NUL cannot reach librdkafka */
     parse_fails(PLAIN " required username=u password=\"a\\0b\";", "a value at character", 1);
