@@ -4,7 +4,8 @@
 #   /lib/systemd/system/ferry.service
 #   /etc/ferry/connect-distributed.properties         (a conffile: upgrades keep local edits)
 #   /usr/share/man/man1/ferry-worker.1.gz
-#   /usr/share/doc/ferry/README.md, docs/*.md         (README's links keep working)
+#   /usr/share/doc/ferry/README.md, docs/*.md, docs/*.png (README's links keep working)
+#   /usr/share/doc/ferry/copyright, LICENSE, CHANGELOG.md (Apache-2.0; copyright in Debian's format)
 # Depends comes from dpkg-shlibdeps (package dpkg-dev): the libraries ferry-worker links,
 # libjemalloc2 among them when FERRY_JEMALLOC is on. The maintainer scripts in deploy/debian/
 # create the `ferry` user and talk to systemd only when it runs. Nothing here changes the build:
@@ -17,6 +18,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ferry)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "${FERRY_DEB_MAINTAINER}")
+set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Kafka Connect distributed mode in C, for copying topics between Kafka clusters")
 set(CPACK_PACKAGE_DESCRIPTION

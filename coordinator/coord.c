@@ -317,13 +317,25 @@ static int register_member(coord_t *co)
     return 0;
 }
 
+/* The ZooKeeper client's own lines ("...:ZOO_ERROR@fn@line: text") through flog, at their level,
+ * so that they carry a priority in the journal too. Runs on the client's threads. */
+static void zk_log(const char *message)
+{
+    flog_level_t l = strstr(message, ":ZOO_ERROR@")  ? FLOG_ERROR
+                     : strstr(message, ":ZOO_WARN@") ? FLOG_WARN
+                     : strstr(message, ":ZOO_INFO@") ? FLOG_INFO
+                                                     : FLOG_DEBUG;
+    if (flog_enabled(l, FLOG_M_COORD))
+        flog_write(l, FLOG_M_COORD, "zookeeper client: %s", message);
+}
+
 static void connect_zk(coord_t *co)
 {
     pthread_mutex_lock(&co->lock);
     co->session = CS_CONNECTING;
     co->disconnected_at = kutil_now_ms();
     pthread_mutex_unlock(&co->lock);
-    co->zh = zookeeper_init(co->wc->zk_hosts, session_watcher, (int)co->wc->session_timeout_ms, NULL, co, 0);
+    co->zh = zookeeper_init2(co->wc->zk_hosts, session_watcher, (int)co->wc->session_timeout_ms, NULL, co, 0, zk_log);
     if (!co->zh)
         FLOG(ERROR, COORD, "cannot create a ZooKeeper handle for %s", co->wc->zk_hosts);
     else if (co->wc->zk_digest) {

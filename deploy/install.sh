@@ -3,8 +3,10 @@
 #   /usr/bin/ferry-worker, /etc/ferry/connect-distributed.properties (kept if it exists),
 #   /etc/systemd/system/ferry.service, and a `ferry` system user.
 # usage: deploy/install.sh [BUILD_DIR] [--root DIR] [--no-start]
-#   --root DIR   install under DIR instead of / (no user, no systemctl): for packaging and tests
-#   --no-start   install and enable, but do not start the service yet (edit the config first)
+#   --root DIR   install under DIR instead of / (an image: no user; the unit is enabled offline
+#                with systemctl --root, nothing is started): for images and tests
+#   --no-start   install only: neither enable nor start the service (edit the config, check it
+#                with ferry-worker --check --as ferry, then systemctl enable --now ferry)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../build"
@@ -14,7 +16,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --root) root="$2"; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     *) build="$1"; shift ;;
     esac
@@ -30,13 +32,21 @@ if [ -e "$root/etc/ferry/connect-distributed.properties" ]; then
 else
     install -D -m 0640 "$here/connect-distributed.properties" "$root/etc/ferry/connect-distributed.properties"
 fi
-if [ -z "$root" ]; then
+if [ -n "$root" ]; then
+    if [ "$start" = 1 ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl --root="$root" enable ferry.service
+    fi
+else
     id ferry >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin ferry
     chgrp ferry /etc/ferry/connect-distributed.properties
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl daemon-reload
-        systemctl enable ferry
-        [ "$start" = 1 ] && systemctl restart ferry
+        if [ "$start" = 1 ]; then
+            systemctl enable ferry
+            systemctl restart ferry
+        else
+            echo "install.sh: not enabled or started; when the config is ready: systemctl enable --now ferry"
+        fi
     else
         echo "install.sh: systemd is not running here: start with /usr/bin/ferry-worker /etc/ferry/connect-distributed.properties"
     fi

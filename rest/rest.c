@@ -630,7 +630,7 @@ static int do_root(call_t *c)
      * so operators (and deploy/drill) can find the leader without reading logs. */
     herder_t *h = c->r->h;
     const char *leader = herder_leader_url(h);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:I}", "version", "3.9.0", "commit",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:I}", "version", REST_KAFKA_CONNECT_VERSION, "commit",
                           "ferry-" FERRY_VERSION, "kafka_cluster_id", herder_kafka_cluster_id(h),
                           "ferry_version", FERRY_VERSION, "worker_id", herder_worker_id(h),
                           "leader", herder_is_leader(h), "leader_url",
@@ -640,10 +640,14 @@ static int do_root(call_t *c)
     return answer(c, FERR_OK, NULL, o, 200);
 }
 
+int rest_healthy(const herder_t *h)
+{
+    return herder_ready(h) && herder_leader_url(h);
+}
+
 static int do_health(call_t *c)
 {
-    /* Ready = storage topics read and the group joined (a leader is known), so writes work. */
-    if (!herder_ready(c->r->h) || !herder_leader_url(c->r->h))
+    if (!rest_healthy(c->r->h))
         return answer(c, FERR_OK, NULL,
                       json_pack("{s:s,s:s}", "status", "starting", "message",
                                 "Worker is still starting up. Reading the config topic to its end."),

@@ -14,6 +14,11 @@
 #include "worker/herder.h"
 #include "worker/wconf.h"
 
+/** The Kafka Connect release whose REST API ferry answers like: "version" in GET / (where Kafka
+ *  Connect reports its own version) and ferry-worker --version. Scripts that check it see the
+ *  API they were written for; ferry's own version is "ferry_version" (and "commit"). */
+#define REST_KAFKA_CONNECT_VERSION "3.9.0"
+
 /** Request bodies above this size are refused with 413. */
 #define REST_MAX_BODY (1024 * 1024)
 
@@ -27,6 +32,10 @@ struct sec;
 /** Applies the REST security settings (rest/sec.h): basic authentication of every request,
  *  TLS and the internal credential for forwarded ones. @p s is borrowed and must outlive @p r. */
 void rest_set_sec(rest_t *r, const struct sec *s);
+
+/** 1 when GET /health answers 200: the storage topics are read and a leader is known (the
+ *  group is joined), so writes work. notify.h's READY=1 follows the same test. */
+int rest_healthy(const herder_t *h);
 
 /** The HTTP status for an error code: the single place where errors become statuses. */
 int rest_status_of(ferr_code_t code);

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS="build-essential cmake pkg-config librdkafka-dev libzookeeper-mt-dev zookeeper default-jre-headless
       libh2o-evloop-dev libmsgpack-dev libcunit1-dev libjansson-dev libjemalloc-dev libcurl4-openssl-dev
-      libssl-dev libisal-dev openssl kcat python3 curl iproute2 procps dpkg-dev clang libclang-rt-dev chromium
+      libssl-dev libisal-dev libsystemd-dev openssl kcat python3 curl iproute2 procps dpkg-dev clang libclang-rt-dev chromium
       fonts-dejavu-core"
 missing=""
 for p in $PKGS; do

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "worker/jaas.h"
+#include "worker/jclient.h"
 #include "worker/wconf.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -193,21 +195,6 @@ static const allowed_t *find_allowed(const char *sub)
     return NULL;
 }
 
-/* 1 if librdkafka has a global or topic property of this exact name (asked without setting). */
-static int known_to_librdkafka(const char *sub)
-{
-    char buf[8];
-    size_t sz = sizeof buf;
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
-    int known = rd_kafka_conf_get(c, sub, buf, &sz) != RD_KAFKA_CONF_UNKNOWN;
-    sz = sizeof buf;
-    known = known || rd_kafka_topic_conf_get(tc, sub, buf, &sz) != RD_KAFKA_CONF_UNKNOWN;
-    rd_kafka_topic_conf_destroy(tc);
-    rd_kafka_conf_destroy(c);
-    return known;
-}
-
 static const char *cfg_get(const json_t *config, const char *key)
 {
     return json_string_value(json_object_get(config, key));
@@ -250,6 +237,47 @@ static int refuse(char *msg, size_t len, const char *key, const char *value, con
     return -1;
 }
 
+/* The destination clients get the connector's own credentials: sasl.username and sasl.password,
+ * or a sasl.jaas.config that carries them. */
+static int dest_has_credentials(const json_t *config)
+{
+    const char *jaas = dest_value(config, JAAS_KEY);
+    char why[8];
+    props_t *p = props_new();
+    int from_jaas = jaas && !jaas_translate(jaas, NULL, p, why, sizeof why) && props_get(p, "sasl.username") &&
+                    props_get(p, "sasl.password");
+    props_destroy(p);
+    return from_jaas || (dest_value(config, "sasl.username") && dest_value(config, "sasl.password"));
+}
+
+/* sasl.jaas.config in a connector config: translated for librdkafka (jaas.h) when the config is
+ * applied (kutil_conf_apply_prefixed), so it must translate, and fit the sasl.mechanism the
+ * connector sets beside it (under the same prefix, or the side's other prefix). A mechanism
+ * that comes from the worker config is checked by the worker's own rules. */
+static int check_jaas(const json_t *config, const char *prefix, const char *key, const char *value, char *msg,
+                      size_t len)
+{
+    static const char *const same_side[][2] = {{"src.consumer.", "src.kafka."}, {"src.kafka.", "src.kafka."},
+                                               {"producer.override.", "dest.kafka."}, {"dest.kafka.", "dest.kafka."}};
+    const char *mech = NULL;
+    for (size_t i = 0; i < COUNT(same_side) && !mech; i++) {
+        if (strcmp(prefix, same_side[i][0]))
+            continue;
+        const char *pfx[] = {prefix, same_side[i][1]}, *names[] = {"sasl.mechanism", "sasl.mechanisms"};
+        for (size_t p = 0; p < 2 && !mech; p++)
+            for (size_t n = 0; n < 2 && !mech; n++) {
+                char k[256];
+                snprintf(k, sizeof k, "%s%s", pfx[p], names[n]);
+                mech = cfg_get(config, k);
+            }
+    }
+    char why[768];
+    if (!jaas_translate(value, mech, NULL, why, sizeof why))
+        return 0;
+    snprintf(msg, len, "Invalid value [hidden] for configuration %s: %s", key, why);
+    return -1;
+}
+
 /* Rules on the value of an allowed property. @returns 0 or -1 with msg filled. */
 static int check_value(const json_t *config, const char *prefix, const char *key, const char *sub,
                        const char *value, char *msg, size_t len)
@@ -259,11 +287,12 @@ static int check_value(const json_t *config, const char *prefix, const char *key
     if (!strcmp(sub, "sasl.mechanism") || !strcmp(sub, "sasl.mechanisms")) {
         if (!strcmp(lv, "gssapi"))
             return refuse(msg, len, key, value, WHY_KERBEROS);
-        if (!is_source(prefix) && !(dest_value(config, "sasl.username") && dest_value(config, "sasl.password")))
+        if (!is_source(prefix) && !dest_has_credentials(config))
             return refuse(msg, len, key, value,
                           "on the destination (this worker's cluster) the SASL mechanism may change only "
-                          "together with the connector's own sasl.username and sasl.password, so that the "
-                          "worker's password is never sent another way");
+                          "together with the connector's own sasl.username and sasl.password (or a "
+                          "sasl.jaas.config that carries them), so that the worker's password is never sent "
+                          "another way");
     } else if (!strcmp(sub, "sasl.oauthbearer.method") && strcmp(lv, "default")) {
         return refuse(msg, len, key, value, "the oidc method fetches tokens from a URL: " WHY_HOST);
     } else if ((!strcmp(sub, "acks") || !strcmp(sub, "request.required.acks")) && !strcmp(lv, "0")) {
@@ -297,6 +326,8 @@ int cpolicy_check_safe(const json_t *config, const char *key, char *msg, size_t 
     snprintf(lc, sizeof lc, "%s", sub);
     for (char *p = lc; *p; p++)
         *p = (char)tolower((unsigned char)*p);
+    if (!strcmp(sub, JAAS_KEY))
+        return check_jaas(config, prefix, key, value, msg, len);
     const char *why = refused_why(lc);
     if (why)
         return refuse(msg, len, key, value, why);
@@ -307,7 +338,7 @@ int cpolicy_check_safe(const json_t *config, const char *key, char *msg, size_t 
                           !strcmp(sub, "bootstrap.servers") ? WHY_DEST_CLUSTER : WHY_DEST_TLS);
         return check_value(config, prefix, key, sub, value, msg, len);
     }
-    if (!known_to_librdkafka(sub))
+    if (!jclient_is_property(sub))
         return 0; /* Java-only (max.poll.records, sasl.jaas.config ...): ignored, as before */
     return refuse(msg, len, key, value,
                   "it is not among the client settings a connector may set (docs/OPERATIONS.md, \"Security\")");

@@ -3,6 +3,8 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -20,6 +22,24 @@ static const char *module_tags[FLOG_M__COUNT] = {"worker", "rest", "store", "con
 static _Atomic int levels[FLOG_M__COUNT + 1] = {
     [0 ... FLOG_M__COUNT - 1] = -1, [FLOG_M__COUNT] = FLOG_INFO};
 static _Atomic int64_t modified[FLOG_M__COUNT + 1] = {[0 ... FLOG_M__COUNT] = -1};
+static int journal; /* set once at start (flog_detect_journal), read by every thread after */
+
+int flog_detect_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    char end;
+    journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+              (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    return journal;
+}
+
+int flog_syslog_priority(flog_level_t level)
+{
+    static const int prio[FLOG__LEVEL_COUNT] = {3, 4, 6, 7, 7};
+    return (unsigned)level < FLOG__LEVEL_COUNT ? prio[level] : 6;
+}
 
 const char *flog_level_name(flog_level_t level)
 {
@@ -82,12 +102,17 @@ void flog_vwrite(flog_level_t level, flog_module_t mod, const char *fmt, va_list
     char line[4096];
     struct timeval tv;
     struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), flog_level_name(level),
-                     (unsigned)mod < FLOG_M__COUNT ? module_tags[mod] : "?");
+    const char *tag = (unsigned)mod < FLOG_M__COUNT ? module_tags[mod] : "?";
+    int n;
+    if (journal) { /* the journal stamps the time itself */
+        n = snprintf(line, sizeof line, "<%d>%-5s [%s] ", flog_syslog_priority(level), flog_level_name(level), tag);
+    } else {
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+                     flog_level_name(level), tag);
+    }
     int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
     if (m < 0)
         m = 0;

@@ -2,7 +2,9 @@
  * Levels can be changed at runtime per module (the REST /admin/loggers endpoint), so
  * the per-module level is an atomic int that any thread may read.
  * Output: one line per call on stderr, written with a single write() so lines from
- * different threads never interleave. */
+ * different threads never interleave. When stderr is the systemd journal, each line starts
+ * with its syslog priority instead of a timestamp ("<4>WARN [coord] ..."), so that
+ * `journalctl -p warning` selects by level. */
 #ifndef FERRY_FLOG_H
 #define FERRY_FLOG_H
 
@@ -41,6 +43,17 @@ int flog_enabled(flog_level_t level, flog_module_t mod);
 void flog_write(flog_level_t level, flog_module_t mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void flog_vwrite(flog_level_t level, flog_module_t mod, const char *fmt, va_list ap);
+
+/**
+ * @brief Switches to journal lines when stderr is the journal: $JOURNAL_STREAM (set by systemd
+ * for a service whose stderr is the journal) names stderr's device and inode ("dev:inode").
+ * Call once at start, before other threads log.
+ * @returns 1 if journal lines are on.
+ */
+int flog_detect_journal(void);
+
+/** The syslog priority of a level: ERROR 3, WARN 4, INFO 6, DEBUG and TRACE 7. */
+int flog_syslog_priority(flog_level_t level);
 
 /** Level names as Kafka Connect (log4j) spells them: ERROR WARN INFO DEBUG TRACE. */
 const char *flog_level_name(flog_level_t level);

@@ -7,6 +7,7 @@
 
 #include "worker/cpolicy.h"
 #include "worker/flog.h"
+#include "worker/jaas.h"
 
 /* Runs on librdkafka's internal threads: only formats and writes a line (flog is thread-safe). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -70,6 +71,22 @@ ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char
     return FERR_OK;
 }
 
+/* The librdkafka keys a sasl.jaas.config stands for, through @p set; no value in a message. */
+static ferr_code_t jaas_each(const char *text, const char *prefix, kutil_set_fn *set, void *arg, ferr_t *err)
+{
+    char why[768];
+    props_t *p = props_new();
+    ferr_code_t rc = FERR_OK;
+    if (jaas_translate(text, NULL, p, why, sizeof why))
+        rc = ferr_set(err, FERR_INVALID, "Invalid value [hidden] for configuration %s" JAAS_KEY ": %s", prefix, why);
+    for (size_t i = 0; !rc && i < props_count(p); i++)
+        if (set(arg, props_key(p, i), props_value(p, i), prefix, err))
+            rc = ferr_set(err, FERR_INVALID, "Invalid value [hidden] for configuration %s" JAAS_KEY
+                          ": the client refused %s", prefix, props_key(p, i));
+    props_destroy(p);
+    return rc;
+}
+
 ferr_code_t kutil_each_prefixed(const json_t *cfg, const char *prefix, kutil_set_fn *set, void *arg,
                                 ferr_t *err)
 {
@@ -83,7 +100,9 @@ ferr_code_t kutil_each_prefixed(const json_t *cfg, const char *prefix, kutil_set
         char why[1024];
         if (cpolicy_check_safe(cfg, k, why, sizeof why))
             return ferr_set(err, FERR_INVALID, "%s", why);
-        ferr_code_t rc = set(arg, k + pl, json_string_value(v), prefix, err);
+        /* Kafka's sasl.jaas.config, which librdkafka refuses, as librdkafka's keys (jaas.h) */
+        ferr_code_t rc = !strcmp(k + pl, JAAS_KEY) ? jaas_each(json_string_value(v), prefix, set, arg, err)
+                                                   : set(arg, k + pl, json_string_value(v), prefix, err);
         if (rc)
             return rc;
     }

@@ -26,7 +26,8 @@ ferr_code_t kutil_conf_apply(rd_kafka_conf_t *conf, const props_t *p, const char
                              ferr_t *err);
 /** Applies the string values of @p cfg (a connector config) whose key starts with @p prefix,
  *  with the prefix removed. A key the fixed allow-list of cpolicy.h refuses is not applied:
- *  FERR_INVALID with the reason, whatever validated the config before. */
+ *  FERR_INVALID with the reason, whatever validated the config before. sasl.jaas.config is
+  *  applied as the librdkafka keys it stands for (jaas_translate()), here and in kutil_each_prefixed(). */
 ferr_code_t kutil_conf_apply_prefixed(rd_kafka_conf_t *conf, const json_t *cfg,
                                       const char *prefix, ferr_t *err);
 

@@ -17,7 +17,9 @@
 #include "worker/cpolicy.h"
 #include "worker/flog.h"
 #include "worker/gsync.h"
+#include "worker/jclient.h"
 #include "worker/kutil.h"
+#include "worker/typo.h"
 
 #define BYTE_ARRAY "org.apache.kafka.connect.converters.ByteArrayConverter"
 
@@ -42,6 +44,12 @@ static const keydef_t defs[] = {
     {"connector.class", T_STRING, NULL, 1, "HIGH", "Common",
      "Name or alias of the class for this connector: " REPL_CLASS "."},
     {"tasks.max", T_INT, "1", 0, "HIGH", "Common", "Maximum number of tasks to use for this connector."},
+    {"tasks.max.enforce", T_BOOLEAN, "true", 0, "LOW", "Common",
+     "Kafka Connect's check that a connector generates at most tasks.max task configs. ferry never "
+     "generates more, so both values behave the same."},
+    {"config.action.reload", T_STRING, "restart", 0, "LOW", "Common",
+     "restart or none: what to do when a config provider changes a value. ferry has no config "
+     "providers, so no value ever changes that way."},
     {"key.converter", T_CLASS, NULL, 0, "LOW", "Common",
      "Converter class for keys. ferry copies bytes verbatim: only " BYTE_ARRAY " is supported."},
     {"value.converter", T_CLASS, NULL, 0, "LOW", "Common",
@@ -96,6 +104,19 @@ static const keydef_t defs[] = {
     {"sync.group.offsets.interval.ms", T_LONG, "60000", 0, "LOW", "Consumer groups",
      "How often the leader translates the groups named in groups while the connector runs; "
      "0 = only on demand (POST /connectors/{name}/groups/{group}/translate)."},
+    {"errors.tolerance", T_STRING, "none", 0, "MEDIUM", "Error Handling",
+     "none: an error fails the task. ferry copies bytes, so no record can fail a conversion or a "
+     "transformation; a record the destination refuses fails the task, and all, which would skip "
+     "records, is refused."},
+    {"errors.retry.timeout", T_LONG, "0", 0, "MEDIUM", "Error Handling",
+     "How long Kafka Connect retries a failed conversion or transformation (-1: forever). ferry has "
+     "neither; its writes to the destination are retried until they succeed."},
+    {"errors.retry.delay.max.ms", T_LONG, "60000", 0, "MEDIUM", "Error Handling",
+     "The longest pause between those retries (at least 1)."},
+    {"errors.log.enable", T_BOOLEAN, "false", 0, "MEDIUM", "Error Handling",
+     "With errors.tolerance=none every error fails the task and ferry logs it, whatever this says."},
+    {"errors.log.include.messages", T_BOOLEAN, "false", 0, "MEDIUM", "Error Handling",
+     "ferry never writes record keys, values or headers to its log, whatever this says."},
     {"src.cluster.alias", T_STRING, "source", 0, "LOW", "Destination", "Name of the source cluster."},
     {"dest.cluster.alias", T_STRING, "destination", 0, "LOW", "Destination",
      "Name of the destination cluster."},
@@ -466,6 +487,18 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config,
         json_decref(g);
     } else if (!strcmp(n, "dest.topic.replication.factor") && (cfg_ll(config, n) < 0 || cfg_ll(config, n) > 32767))
         asprintf(&err, "Invalid value %s for configuration %s: must be between 0 and 32767", v, n);
+    else if (!strcmp(n, "config.action.reload") && strcasecmp(v, "restart") && strcasecmp(v, "none"))
+        asprintf(&err, "Invalid value %s for configuration config.action.reload: String must be one of "
+                       "(case insensitive): NONE, RESTART", v);
+    else if (!strcmp(n, "errors.tolerance") && strcasecmp(v, "none"))
+        asprintf(&err, "Invalid value %s for configuration errors.tolerance: %s", v,
+                 !strcasecmp(v, "all") ? "ferry does not support skipping records (errors.tolerance=all): a record "
+                                         "the destination refuses fails the task"
+                                       : "String must be one of (case insensitive): NONE, ALL");
+    else if (!strcmp(n, "errors.retry.timeout") && cfg_ll(config, n) < -1)
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be at least -1", v, n);
+    else if (!strcmp(n, "errors.retry.delay.max.ms") && cfg_ll(config, n) < 1)
+        asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 1", v, n);
     return err;
 }
 
@@ -493,34 +526,115 @@ static int is_def(const char *key)
     return 0;
 }
 
-/* Kafka client settings (src.kafka.*, src.consumer.*, dest.kafka.*, producer.override.*): one
- * ConfigInfo each, as Kafka Connect lists client overrides, checked by cpolicy. */
-static int validate_client_keys(const json_t *config, const wconf_t *wc, json_t *configs, FILE *mf)
+/* The names of defs, for typo_suggest(). */
+static const char *const *def_names(void)
 {
-    int nerr = 0, order = (int)NDEFS;
+    static const char *names[NDEFS];
+    for (size_t i = 0; i < NDEFS; i++)
+        names[i] = defs[i].name;
+    return names;
+}
+
+/* One ConfigInfo for a key outside defs (a client key, a framework key ferry refuses), with
+ * its errors (a new reference, stolen). */
+static json_t *extra_info(const char *k, const json_t *v, const char *group, const char *doc, json_t *errs, int order)
+{
+    keydef_t d = {k, wconf_is_secret(k) ? T_PASSWORD : T_STRING, NULL, 0, "LOW", group, doc};
+    const char *val = json_string_value(v);
+    return json_pack("{s:o,s:{s:s,s:s?,s:[],s:o,s:b}}", "definition", definition_json(&d, order), "value", "name", k,
+                     "value", val && wconf_is_secret(k) ? "[hidden]" : val, "recommended_values", "errors", errs,
+                     "visible", 1);
+}
+
+static int add_error(json_t *errs, FILE *mf, char *e)
+{
+    json_array_append_new(errs, json_string(e));
+    fprintf(mf, "%s\n", e);
+    free(e);
+    return 1;
+}
+
+/* Kafka client settings (src.kafka.*, src.consumer.*, dest.kafka.*, producer.override.*): one
+ * ConfigInfo each, as Kafka Connect lists client overrides, checked by cpolicy. A key librdkafka
+ * does not know that is within two edits of one of the connector's own keys is taken for a
+ * typo (src.kafka.max.poll.recods). */
+static int validate_client_keys(const json_t *config, const wconf_t *wc, json_t *configs, FILE *mf, int *order)
+{
+    int nerr = 0;
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)config, k, v) {
-        const char *sub, *prefix = cpolicy_prefix(k, &sub);
+        const char *sub, *prefix = cpolicy_prefix(k, &sub), *like;
         if (!prefix || is_def(k))
             continue;
-        char msg[1024];
+        char msg[1024], *e = NULL;
         json_t *errs = json_array();
-        if (cpolicy_check(wc ? &wc->client_policy : NULL, config, k, msg, sizeof msg)) {
-            json_array_append_new(errs, json_string(msg));
-            fprintf(mf, "%s\n", msg);
-            nerr++;
-        }
+        if (!jclient_is_property(sub) && (like = typo_suggest(k, def_names(), NDEFS)))
+            asprintf(&e, "Unknown configuration %s: did you mean %s?", k, like);
+        else if (cpolicy_check(wc ? &wc->client_policy : NULL, config, k, msg, sizeof msg))
+            e = strdup(msg);
+        if (e)
+            nerr += add_error(errs, mf, e);
         char doc[512];
         snprintf(doc, sizeof doc, "librdkafka property %s of the %s clients.", sub,
                  !strncmp(prefix, "src.", 4) ? "source" : "destination");
-        keydef_t d = {k, wconf_is_secret(k) ? T_PASSWORD : T_STRING, NULL, 0, "LOW",
-                      !strncmp(prefix, "src.", 4) ? "Source" : "Destination", doc};
-        const char *val = json_string_value(v);
-        json_array_append_new(configs, json_pack("{s:o,s:{s:s,s:s?,s:[],s:o,s:b}}", "definition",
-                                                 definition_json(&d, ++order), "value", "name", k, "value",
-                                                 val && wconf_is_secret(k) ? "[hidden]" : val,
-                                                 "recommended_values", "errors", errs, "visible", 1));
+        json_array_append_new(configs, extra_info(k, v, !strncmp(prefix, "src.", 4) ? "Source" : "Destination", doc,
+                                                  errs, ++*order));
+    }
+    return nerr;
+}
+
+/* Keys Kafka Connect defines for every connector (ConnectorConfig, SourceConnectorConfig,
+ * TopicCreationConfig) that ferry cannot honour: refused, never silently ignored. The ones it
+ * honours are in defs. */
+static char *framework_refusal(const char *k, const char *v, const wconf_t *wc)
+{
+    char *e = NULL;
+    if ((!strcmp(k, "transforms") || !strcmp(k, "predicates")) && list_nonempty(v))
+        asprintf(&e, "Invalid value %s for configuration %s: ferry copies records byte for byte and does not run "
+                     "Single Message Transforms or their predicates", v, k);
+    else if (!strncmp(k, "transforms.", 11) || !strncmp(k, "predicates.", 11))
+        asprintf(&e, "Invalid configuration %s: ferry copies records byte for byte and does not run Single "
+                     "Message Transforms or their predicates", k);
+    else if (!strncmp(k, "topic.creation.", 15))
+        asprintf(&e, "Invalid configuration %s: ferry does not support topic.creation.*; it creates destination "
+                     "topics itself, with the source topic's partition count and dest.topic.replication.factor", k);
+    else if (!strcmp(k, "offsets.storage.topic") && *v && (!wc || strcmp(v, wc->offset_topic)))
+        asprintf(&e, "Invalid value %s for configuration offsets.storage.topic: ferry keeps every connector's "
+                     "offsets in the worker's offset.storage.topic%s%s; a connector's own offsets topic (KIP-618) "
+                     "is not supported", v, wc ? " " : "", wc ? wc->offset_topic : "");
+    else if (!strncmp(k, "consumer.override.", 18) || !strncmp(k, "admin.override.", 15))
+        asprintf(&e, "Invalid configuration %s: ferry's connector does not use it: its source clients take "
+                     "src.kafka.* and src.consumer.*, its destination clients dest.kafka.* and producer.override.*",
+                 k);
+    return e;
+}
+
+/* Every other key: Kafka Connect's own keys ferry refuses, and misspellings of the connector's
+ * keys ("topic.blacklst" would otherwise copy the topics meant to be left out). Converter
+ * settings (key.converter.*) and any other key are left alone, as Kafka Connect leaves them to
+ * the connector. */
+static int validate_other_keys(const json_t *config, const wconf_t *wc, json_t *configs, FILE *mf, int *order)
+{
+    static const char *const framework[] = {"transforms", "predicates", "offsets.storage.topic",
+                                            "topic.creation.groups"};
+    int nerr = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)config, k, v) {
+        if (is_def(k) || cpolicy_prefix(k, NULL))
+            continue;
+        const char *val = json_string_value(v), *like = NULL;
+        char *e = framework_refusal(k, val ? val : "", wc);
+        if (!e && !(like = typo_suggest(k, def_names(), NDEFS)))
+            like = typo_suggest(k, framework, sizeof framework / sizeof framework[0]);
+        if (!e && like)
+            asprintf(&e, "Unknown configuration %s: did you mean %s?", k, like);
+        if (!e)
+            continue;
+        json_t *errs = json_array();
+        nerr += add_error(errs, mf, e);
+        json_array_append_new(configs, extra_info(k, v, "Common", "Not a setting of this connector.", errs, ++*order));
     }
     return nerr;
 }
@@ -560,12 +674,14 @@ int repl_validate(const json_t *config, const wconf_t *wc, json_t **infos_out, c
                                         "value", v ? v : d->def, "recommended_values", "errors",
                                         errs, "visible", 1));
     }
-    nerr += validate_client_keys(config, wc, configs, mf);
+    int order = (int)NDEFS;
+    nerr += validate_client_keys(config, wc, configs, mf, &order);
+    nerr += validate_other_keys(config, wc, configs, mf, &order);
     fclose(mf);
     if (infos_out)
-        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
-                               "groups", "Common", "Source", "Topics", "Destination", "Delivery", "Consumer groups", "configs",
-                               configs);
+        *infos_out = json_pack("{s:s,s:i,s:[s,s,s,s,s,s,s],s:o}", "name", REPL_CLASS, "error_count", nerr,
+                               "groups", "Common", "Source", "Topics", "Destination", "Delivery", "Error Handling",
+                               "Consumer groups", "configs", configs);
     else
         json_decref(configs);
     if (msgs_out)

@@ -16,6 +16,7 @@
 #include "worker/evq.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
+#include "worker/wclient.h"
 
 typedef enum { OP_WRITE = 1, OP_SYNC } op_type_t;
 
@@ -345,38 +346,22 @@ static void *store_main(void *arg)
 
 /* ---- setup --------------------------------------------------------------------------- */
 
+/* The storage producer and reader, from the confs start-up has already checked (wclient.h). */
 static ferr_code_t make_clients(store_t *st, const wconf_t *wc, ferr_t *err)
 {
     char e[512];
-    rd_kafka_conf_t *pc = kutil_conf_new(wc->bootstrap_servers);
-    kutil_conf_set(pc, "client.id", "ferry-store-producer", NULL, NULL);
-    kutil_conf_set(pc, "enable.idempotence", "true", NULL, NULL);
-    kutil_conf_set(pc, "linger.ms", "1", NULL, NULL);
-    /* Java's default partitioner, so keyed records land where Kafka Connect puts them. */
-    kutil_conf_set(pc, "partitioner", "murmur2_random", NULL, NULL);
-    if (kutil_conf_apply(pc, wc->common, "", err) || kutil_conf_apply(pc, wc->producer, "producer.", err)) {
-        rd_kafka_conf_destroy(pc);
+    rd_kafka_conf_t *pc = wclient_conf(wc, WCLIENT_STORE_PRODUCER, err);
+    if (!pc)
         return err->code;
-    }
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
     rd_kafka_conf_set_opaque(pc, st);
     st->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e);
     if (!st->producer)
         return ferr_set(err, FERR_KAFKA, "cannot create the storage producer: %s", e);
 
-    rd_kafka_conf_t *cc = kutil_conf_new(wc->bootstrap_servers);
-    kutil_conf_set(cc, "client.id", "ferry-store-reader", NULL, NULL);
-    /* librdkafka wants a group.id even for assign(); nothing is ever committed with it. */
-    char gid[512];
-    snprintf(gid, sizeof gid, "%s-ferry-store", wc->group_id);
-    kutil_conf_set(cc, "group.id", gid, NULL, NULL);
-    kutil_conf_set(cc, "enable.partition.eof", "true", NULL, NULL);
-    kutil_conf_set(cc, "enable.auto.commit", "false", NULL, NULL);
-    kutil_conf_set(cc, "fetch.wait.max.ms", "50", NULL, NULL);
-    if (kutil_conf_apply(cc, wc->common, "", err) || kutil_conf_apply(cc, wc->consumer, "consumer.", err)) {
-        rd_kafka_conf_destroy(cc);
+    rd_kafka_conf_t *cc = wclient_conf(wc, WCLIENT_STORE_READER, err);
+    if (!cc)
         return err->code;
-    }
     st->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
     if (!st->consumer)
         return ferr_set(err, FERR_KAFKA, "cannot create the storage reader: %s", e);
@@ -459,7 +444,12 @@ store_t *store_new(const wconf_t *wc, h2o_loop_t *loop, store_cb_t cb, void *arg
     st->topics[STORE_STATUS] = strdup(wc->status_topic);
     st->ops_tail = &st->ops_head;
     pthread_mutex_init(&st->lock, NULL);
-    if (make_clients(st, wc, err) || ensure_topic(st, STORE_CONFIG, 1, wc->config_rf, err) ||
+    ferr_code_t rc = make_clients(st, wc, err);
+    if (rc == FERR_INVALID) { /* a client setting, named in the message */
+        store_destroy(st, 0);
+        return NULL;
+    }
+    if (rc || ensure_topic(st, STORE_CONFIG, 1, wc->config_rf, err) ||
         ensure_topic(st, STORE_OFFSET, wc->offset_partitions, wc->offset_rf, err) ||
         ensure_topic(st, STORE_STATUS, wc->status_partitions, wc->status_rf, err) ||
         assign_all(st, err)) {

@@ -6,8 +6,11 @@
  * reported, and frees the half-built struct on the way out.
  *
  * Which keys exist is decided by three tables: the keys ferry or Kafka Connect define
- * (known_keys, known_prefixes; anything else is logged as ignored), and the top-level keys
- * that are passed on to every Kafka client (common_keys, common_prefixes).
+ * (known_keys, known_prefixes), and the top-level keys that are passed on to every Kafka client
+ * (common_keys, common_prefixes). An unknown key within two edits of a known one is an error
+ * naming it (a misspelt key would otherwise silently keep its default); any other unknown key
+ * is logged as a WARN, as Kafka does. The client layers are translated from Java's keys to
+ * librdkafka's by jclient.h.
  *
  * The start-up log (wconf_log_summary) and `ferry-worker --check` (wconf_describe) show the
  * same effective values, built once by effective_props(), with secrets hidden by shown(). */
@@ -23,9 +26,13 @@
 
 #include "worker/flog.h"
 #include "worker/isig.h"
+#include "worker/jaas.h"
+#include "worker/jclient.h"
 #include "worker/mbudget.h"
+#include "worker/typo.h"
 
 #define DEFAULT_LISTENERS "http://:8083"
+#define FERRY_LOG_LEVEL "ferry.log.level"
 #define SIMPLE_HEADER_CONVERTER "org.apache.kafka.connect.storage.SimpleHeaderConverter"
 
 static const char *const converters[] = {
@@ -63,13 +70,17 @@ static const char *const known_keys[] = {
     "inter.worker.signature.algorithm", "inter.worker.verification.algorithms",
     "connector.client.config.override.allowlist",
     "metric.reporters", "auto.include.jmx.reporter", "request.timeout.ms", "send.buffer.bytes",
-    "receive.buffer.bytes", "socket.connection.setup.timeout.max.ms",
+    "receive.buffer.bytes", "socket.connection.setup.timeout.max.ms", "metadata.recovery.strategy",
+    "metadata.recovery.rebootstrap.trigger.ms",
+    "ferry.memory.budget.bytes", "ferry.max.connectors", "ferry.max.tasks.per.worker", FERRY_LOG_LEVEL,
 };
 static const char *const known_prefixes[] = {
     "producer.", "consumer.", "admin.", "key.converter.", "value.converter.",
     "header.converter.", "access.control.allow.", "listeners.https.", "config.providers.",
-    "metrics.", "ferry.", "ssl.", "sasl.",
+    "metrics.", FERRY_LOG_LEVEL ".", "ssl.", "sasl.",
 };
+/* The layers of client keys: the top level, then the three prefixes (jclient.h). */
+static const char *const client_prefixes[] = {"", "producer.", "consumer.", "admin."};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -471,7 +482,12 @@ static ferr_code_t get_rest(const props_t *p, wconf_t *c, ferr_t *err)
 
 /* ---- zookeeper.connect ---- */
 
-static const char *check_zk_hosts(const char *hosts)
+/*
+ * Checks the host list of zookeeper.connect and writes it out for the C client, which needs
+ * every port: one missing is ZooKeeper's 2181, as its Java client (ConnectStringParser) takes
+ * it. Entries are host, host:port, [v6] or [v6]:port. @returns NULL, or why it is wrong.
+ */
+static const char *check_zk_hosts(const char *hosts, FILE *out)
 {
     if (!*hosts)
         return "No ZooKeeper host given (expected host:port[,host:port][/chroot])";
@@ -482,15 +498,47 @@ static const char *check_zk_hosts(const char *hosts)
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)s[i] <= ' ')
                 return "The ZooKeeper host list must not contain whitespace";
+        const char *close = s[0] == '[' ? memchr(s, ']', n) : NULL, *colon;
+        if (s[0] == '[' && (!close || close == s + 1))
+            return "An IPv6 ZooKeeper host must be written [address] or [address]:port";
+        colon = close ? (close + 1 < s + n && close[1] == ':' ? close + 1 : NULL) : memrchr(s, ':', n);
+        if (close && close + 1 < s + n && !colon)
+            return "An IPv6 ZooKeeper host must be written [address] or [address]:port";
+        if (colon == s)
+            return "A ZooKeeper host needs a name before its port";
+        if (colon) {
+            size_t pl = n - (size_t)(colon + 1 - s);
+            int64_t port;
+            char pbuf[8] = "";
+            if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") < pl)
+                return "A ZooKeeper port must be a number from 1 to 65535 (host:port)";
+            memcpy(pbuf, colon + 1, pl);
+            if (parse_int64(pbuf, 1, 65535, &port))
+                return "A ZooKeeper port must be a number from 1 to 65535 (host:port)";
+        }
+        fprintf(out, "%s%.*s%s", s == hosts ? "" : ",", (int)n, s, colon ? "" : ":2181");
         if (!s[n])
             return NULL;
         s += n + 1;
     }
 }
 
+/* ZooKeeper's path rules (PathUtils.validatePath), and the chroot after the last host only: in
+ * "zk1:2181/ferry,zk2:2181" ZooKeeper would take "/ferry,zk2:2181" for the chroot. */
 static const char *check_zk_root(const char *root)
 {
-    /* ZooKeeper path rules: no empty, "." or ".." components, no trailing slash. */
+    if (strchr(root, ','))
+        return "The chroot must come after the last host (host1:2181,host2:2181/chroot): a ',' follows the "
+               "first '/'";
+    for (const unsigned char *u = (const unsigned char *)root; *u; u++) {
+        int c1 = u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F;                  /* U+0080..U+009F */
+        int sur = u[0] == 0xED && u[1] >= 0xA0;                                  /* U+D800.. */
+        int pua = (u[0] == 0xEE) || (u[0] == 0xEF && u[1] <= 0xA3);              /* ..U+F8FF */
+        int end = u[0] == 0xEF && u[1] == 0xBF && u[2] >= 0xB0;                  /* U+FFF0..U+FFFF */
+        if (*u < ' ' || *u == 0x7F || c1 || sur || pua || end)
+            return "Invalid chroot path (a control or reserved character)";
+    }
+    /* no empty, "." or ".." components, no trailing slash */
     for (const char *s = root + 1;;) {
         size_t n = strcspn(s, "/");
         if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
@@ -506,12 +554,17 @@ static ferr_code_t get_zk(const props_t *p, wconf_t *c, ferr_t *err)
     ferr_code_t rc = get_str(p, "zookeeper.connect", NULL, &c->zookeeper_connect, err);
     if (rc)
         return rc;
+    /* ZooKeeper's split: the chroot starts at the first '/' ("/" alone is no chroot) */
     const char *zc = c->zookeeper_connect, *slash = strchr(zc, '/');
-    c->zk_hosts = strndup(zc, slash ? (size_t)(slash - zc) : strlen(zc));
-    if (!c->zk_hosts)
+    char *hosts = strndup(zc, slash ? (size_t)(slash - zc) : strlen(zc));
+    size_t hl = 0;
+    FILE *f = open_memstream(&c->zk_hosts, &hl);
+    if (!hosts || !f)
         abort();
     c->zk_root = xstrdup(slash && strcmp(slash, "/") != 0 ? slash : "");
-    const char *why = check_zk_hosts(c->zk_hosts);
+    const char *why = check_zk_hosts(hosts, f);
+    fclose(f);
+    free(hosts);
     if (!why && *c->zk_root)
         why = check_zk_root(c->zk_root);
     if (why)
@@ -665,39 +718,149 @@ static ferr_code_t check_zk_acl_needed(const props_t *p, wconf_t *c, ferr_t *err
 /* ---- passthrough ---- */
 
 /*
- * The client settings a key is passed on to: c->producer, ->consumer or ->admin (without the
- * prefix, in *sub), c->common (as is), or NULL if it is not a client key.
+ * The client layer a key belongs to (an index into client_prefixes and wconf_t's layers) with
+ * the key inside it in *sub, or -1 if it is not a client key.
  */
-static props_t *client_props_for(const wconf_t *c, const char *k, const char **sub)
+static int client_layer_of(const char *k, const char **sub)
 {
-    props_t *to = NULL;
     *sub = k;
-    if (starts_with(k, "producer.") && k[9]) {
-        to = c->producer;
-        *sub = k + 9;
-    } else if (starts_with(k, "consumer.") && k[9]) {
-        to = c->consumer;
-        *sub = k + 9;
-    } else if (starts_with(k, "admin.") && k[6] && strcmp(k, "admin.listeners") != 0 &&
-               !starts_with(k, "admin.listeners.")) {
-        to = c->admin;
-        *sub = k + 6;
-    } else if (in_list(k, common_keys, COUNT(common_keys)) ||
-               has_prefix_in(k, common_prefixes, COUNT(common_prefixes))) {
-        to = c->common;
+    for (int i = 1; i < 4; i++) {
+        size_t n = strlen(client_prefixes[i]);
+        if (starts_with(k, client_prefixes[i]) && k[n] &&
+            !(i == 3 && (!strcmp(k, "admin.listeners") || starts_with(k, "admin.listeners.")))) {
+            *sub = k + n;
+            return i;
+        }
     }
-    return to;
+    return in_list(k, common_keys, COUNT(common_keys)) || has_prefix_in(k, common_prefixes, COUNT(common_prefixes))
+               ? 0 : -1;
 }
 
-static void split_passthrough(const props_t *p, wconf_t *c)
+/* The four client layers of @p c, in client_prefixes' order. */
+static props_t **layers(const wconf_t *c, props_t **out)
+{
+    out[0] = c->common;
+    out[1] = c->producer;
+    out[2] = c->consumer;
+    out[3] = c->admin;
+    return out;
+}
+
+/* The client keys as written (Java's), per layer, translated into librdkafka's (jclient.h);
+ * then the SASL mechanism of every client the worker builds from them: the storage, copy and
+ * admin clients (top level + layer) and the tasks' source consumers (consumer.* alone). */
+static ferr_code_t get_clients(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    props_t *java[4], *dst[4];
+    layers(c, dst);
+    for (int i = 0; i < 4; i++)
+        java[i] = props_new();
+    for (size_t i = 0; i < props_count(p); i++) {
+        const char *sub;
+        int l = client_layer_of(props_key(p, i), &sub);
+        if (l >= 0)
+            props_set(java[l], sub, props_value(p, i));
+    }
+    ferr_code_t rc = FERR_OK;
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = jclient_translate(java[i], i ? java[0] : NULL, client_prefixes[i], dst[i], c->notes, err);
+    if (!rc)
+        rc = jclient_check_mechanism(java[0], NULL, "", err);
+    for (int i = 1; i < 4 && !rc; i++)
+        rc = jclient_check_mechanism(java[i], java[0], client_prefixes[i], err);
+    if (!rc)
+        rc = jclient_check_mechanism(java[2], NULL, "consumer.", err);
+    for (int i = 0; i < 4; i++)
+        props_destroy(java[i]);
+    return rc;
+}
+
+/* ---- what the file must not hold: placeholders and misspelt keys ---- */
+
+static int is_known(const char *key)
+{
+    return in_list(key, known_keys, COUNT(known_keys)) || in_list(key, common_keys, COUNT(common_keys)) ||
+           has_prefix_in(key, known_prefixes, COUNT(known_prefixes)) ||
+           has_prefix_in(key, common_prefixes, COUNT(common_prefixes));
+}
+
+/* Config providers (${file:/path:key}) are not supported: a placeholder passed on literally
+ * would be a password that is the text "${...}". */
+static ferr_code_t check_placeholders(const props_t *p, ferr_t *err)
 {
     for (size_t i = 0; i < props_count(p); i++) {
-        const char *k = props_key(p, i), *v = props_value(p, i), *sub;
-        props_set(c->all, k, v);
-        props_t *to = client_props_for(c, k, &sub);
-        if (to)
-            props_set(to, sub, v);
+        const char *k = props_key(p, i), *v = props_value(p, i), *open = strstr(v, "${");
+        if (open && strchr(open, '}'))
+            return invalid(err, k, wconf_is_secret(k) ? "[hidden]" : v,
+                           "${...} is a config provider placeholder, and ferry does not support config "
+                           "providers (config.providers): write the value itself into the file");
     }
+    return FERR_OK;
+}
+
+/* A known key a misspelt @p k stands for: a worker key, or a client prefix ("prodcer.acks"). */
+static const char *suggest(const char *k, char *buf, size_t len)
+{
+    const char *s = typo_suggest(k, known_keys, COUNT(known_keys));
+    if (!s)
+        s = typo_suggest(k, common_keys, COUNT(common_keys));
+    const char *dot = strchr(k, '.');
+    if (!s && dot && dot - k < 32) {
+        static const char *const segs[] = {"producer", "consumer", "admin", "ssl", "sasl"};
+        char seg[32];
+        snprintf(seg, sizeof seg, "%.*s", (int)(dot - k), k);
+        const char *m = typo_suggest(seg, segs, COUNT(segs));
+        if (m) {
+            snprintf(buf, len, "%s%s", m, dot);
+            s = buf;
+        }
+    }
+    return s;
+}
+
+static ferr_code_t check_typos(const props_t *p, ferr_t *err)
+{
+    for (size_t i = 0; i < props_count(p); i++) {
+        const char *k = props_key(p, i), *s;
+        char buf[256];
+        if (!is_known(k) && (s = suggest(k, buf, sizeof buf)))
+            return ferr_set(err, FERR_INVALID, "The configuration '%s' isn't a known config; did you mean '%s'?", k,
+                            s);
+    }
+    return FERR_OK;
+}
+
+/* ferry.log.level (the root logger) and ferry.log.level.<logger> (flog.h's names): the levels
+ * the worker starts with; PUT /admin/loggers changes them later. */
+static ferr_code_t get_log_levels(const props_t *p, wconf_t *c, ferr_t *err)
+{
+    for (int m = 0; m <= FLOG_M__COUNT; m++)
+        c->log_levels[m] = -1;
+    for (size_t i = 0; i < props_count(p); i++) {
+        const char *k = props_key(p, i);
+        if (strcmp(k, FERRY_LOG_LEVEL) && !starts_with(k, FERRY_LOG_LEVEL "."))
+            continue;
+        const char *logger = k[sizeof FERRY_LOG_LEVEL - 1] ? k + sizeof FERRY_LOG_LEVEL : "root";
+        int m = flog_module_find(logger);
+        if (m < 0) {
+            const char *names[FLOG_M__COUNT + 1];
+            char all[256] = "";
+            for (int j = 0; j <= FLOG_M__COUNT; j++) {
+                names[j] = flog_module_logger((flog_module_t)j);
+                snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", j ? ", " : "", names[j]);
+            }
+            const char *s = typo_suggest(logger, names, COUNT(names));
+            return ferr_set(err, FERR_INVALID, "Invalid configuration %s: ferry has no logger %s%s%s%s; its "
+                            "loggers are %s", k, logger, s ? " (did you mean " : "", s ? s : "", s ? "?)" : "", all);
+        }
+        char *v = trimdup(props_value(p, i));
+        int level = flog_level_parse(v);
+        free(v);
+        if (level < 0)
+            return invalid(err, k, props_value(p, i), "String must be one of: ERROR, WARN, INFO, DEBUG, TRACE");
+        c->log_levels[m] = level;
+    }
+    return FERR_OK;
 }
 
 /* ---- the whole config ---- */
@@ -705,12 +868,11 @@ static void split_passthrough(const props_t *p, wconf_t *c)
 static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
 {
     ferr_code_t rc;
-    split_passthrough(p, c);
-    if ((rc = get_str(p, "bootstrap.servers", "localhost:9092", &c->bootstrap_servers, err)))
+    for (size_t i = 0; i < props_count(p); i++)
+        props_set(c->all, props_key(p, i), props_value(p, i));
+    if ((rc = check_placeholders(p, err)) || (rc = check_typos(p, err)) ||
+        (rc = get_str(p, "bootstrap.servers", NULL, &c->bootstrap_servers, err)))
         return rc;
-    if (!*c->bootstrap_servers)
-        return invalid(err, "bootstrap.servers", props_get(p, "bootstrap.servers"),
-                       "At least one broker (host:port) is required");
     if ((rc = get_str(p, "group.id", NULL, &c->group_id, err)) ||
         (rc = get_topic(p, "config.storage.topic", &c->config_topic, err)) ||
         (rc = get_topic(p, "offset.storage.topic", &c->offset_topic, err)) ||
@@ -749,7 +911,8 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
         (rc = get_client_policy(p, c, err)) || (rc = get_isig(p, c, err)) ||
         (rc = get_int(p, "ferry.copy.threads", 0, 0, 1024, &c->copy_threads, err)) ||
         (rc = get_int(p, "ferry.max.connectors", 1000, 1, INT32_MAX, &c->max_connectors, err)) ||
-        (rc = get_int(p, "ferry.max.tasks.per.worker", 256, 1, INT32_MAX, &c->max_tasks_per_worker, err)))
+        (rc = get_int(p, "ferry.max.tasks.per.worker", 256, 1, INT32_MAX, &c->max_tasks_per_worker, err)) ||
+        (rc = get_log_levels(p, c, err)))
         return rc;
     char *eos = NULL;
     if ((rc = get_str(p, "exactly.once.source.support", "disabled", &eos, err)))
@@ -760,7 +923,7 @@ static ferr_code_t wconf_fill(wconf_t *c, const props_t *p, ferr_t *err)
         rc = invalid(err, "exactly.once.source.support", eos,
                      "String must be one of (case insensitive): DISABLED, ENABLED, PREPARING");
     free(eos);
-    return rc;
+    return rc ? rc : get_clients(p, c, err);
 }
 
 wconf_t *wconf_new(const props_t *p, ferr_t *err)
@@ -773,6 +936,7 @@ wconf_t *wconf_new(const props_t *p, ferr_t *err)
     c->admin = props_new();
     c->common = props_new();
     c->all = props_new();
+    c->notes = props_new();
     if (wconf_fill(c, p, err) != FERR_OK) {
         wconf_destroy(c);
         return NULL;
@@ -799,6 +963,7 @@ void wconf_destroy(wconf_t *c)
     props_destroy(c->admin);
     props_destroy(c->common);
     props_destroy(c->all);
+    props_destroy(c->notes);
     free(c);
 }
 
@@ -828,6 +993,7 @@ int wconf_is_secret(const char *key)
     static const char *const marks[] = {
         "password", "passwd", "secret", "jaas.config", "basic.auth.", "credential",
         "ssl.key.pem", "ssl.keystore.key", "private.key", "access.token", "api.key",
+        "oauthbearer.config",
     };
     for (size_t i = 0; i < COUNT(marks); i++)
         if (strcasestr(key, marks[i]))
@@ -837,12 +1003,6 @@ int wconf_is_secret(const char *key)
 
 /* ---- the summary ---- */
 
-static int is_known(const char *key)
-{
-    return in_list(key, known_keys, COUNT(known_keys)) ||
-           has_prefix_in(key, known_prefixes, COUNT(known_prefixes));
-}
-
 static int cmp_keys(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -851,9 +1011,19 @@ static int cmp_keys(const void *a, const void *b)
 static int log_ignored_listener(const char *entry, size_t i, void *arg)
 {
     if (i > 0)
-        FLOG(INFO, WORKER, "ignoring listener %s: ferry serves only the first entry of listeners",
+        FLOG(WARN, WORKER, "ignoring listener %s: ferry serves only the first entry of listeners",
              entry);
     return 0;
+}
+
+/* Why a client key jclient dropped has no effect. */
+static const char *unused_why(const char *key)
+{
+    if (strstr(key, JAAS_KEY))
+        return "security.protocol is not SASL_PLAINTEXT or SASL_SSL, so no SASL login happens";
+    if (strstr(key, "ssl.truststore.password"))
+        return "librdkafka reads CA certificates from PEM, which has no password";
+    return "the keystore is PEM: its key's password is ssl.key.password";
 }
 
 /* A value as it may be shown: secrets never are. */
@@ -913,6 +1083,14 @@ static props_t *effective_props(const wconf_t *c)
     props_set(eff, "value.converter", c->value_converter);
     props_set(eff, "header.converter", c->header_converter);
     props_set(eff, "zookeeper.connect", c->zookeeper_connect);
+    int root = c->log_levels[FLOG_M__COUNT];
+    props_set(eff, FERRY_LOG_LEVEL, flog_level_name(root >= 0 ? (flog_level_t)root : FLOG_INFO));
+    for (int m = 0; m < FLOG_M__COUNT; m++)
+        if (c->log_levels[m] >= 0) {
+            char k[64];
+            snprintf(k, sizeof k, FERRY_LOG_LEVEL ".%s", flog_module_logger((flog_module_t)m));
+            props_set(eff, k, flog_level_name((flog_level_t)c->log_levels[m]));
+        }
     return eff;
 }
 
@@ -945,7 +1123,17 @@ void wconf_log_summary(const wconf_t *c)
 
     for (size_t i = 0; i < props_count(c->all); i++)
         if (!is_known(props_key(c->all, i)))
-            FLOG(INFO, WORKER, "ignoring unknown worker config key %s", props_key(c->all, i));
+            FLOG(WARN, WORKER, "The configuration '%s' was supplied but isn't a known config.", props_key(c->all, i));
+    props_t *l[4];
+    layers(c, l);
+    for (int i = 0; i < 4; i++)
+        for (size_t j = 0; j < props_count(l[i]); j++)
+            if (!jclient_is_property(props_key(l[i], j)))
+                FLOG(WARN, WORKER, "The configuration '%s%s' was supplied but librdkafka has no such property: "
+                     "ferry's Kafka clients ignore it.", client_prefixes[i], props_key(l[i], j));
+    for (size_t i = 0; i < props_count(c->notes); i++)
+        if (!*props_value(c->notes, i))
+            FLOG(INFO, WORKER, "%s is not used: %s", props_key(c->notes, i), unused_why(props_key(c->notes, i)));
     const char *lv = props_get(c->all, "listeners");
     if (lv)
         listeners_each(lv, log_ignored_listener, NULL);
@@ -981,16 +1169,26 @@ static void describe_storage_topic(FILE *out, const char *key, const char *topic
 }
 
 /* The client keys of one props_t, "key = value" with secrets hidden, or "(none)". */
-static void describe_clients(FILE *out, const char *title, const char *prefix, const props_t *p)
+static void describe_client_keys(FILE *out, const wconf_t *c, const char *prefix, const props_t *p)
+{
+    for (size_t i = 0; i < props_count(p); i++) {
+        char full[512];
+        snprintf(full, sizeof full, "%s%s", prefix, props_key(p, i));
+        const char *from = props_get(c->notes, full);
+        describe_line(out, props_key(p, i), "%s%s%s%s", shown(full, props_value(p, i)),
+                      from && *from ? " (from " : "", from && *from ? from : "",
+                      from && *from                          ? ")"
+                      : !jclient_is_property(props_key(p, i)) ? " (not a librdkafka property: no effect)"
+                                                              : "");
+    }
+}
+
+static void describe_clients(FILE *out, const wconf_t *c, const char *title, const char *prefix, const props_t *p)
 {
     fprintf(out, "\n%s\n", title);
     if (!props_count(p))
         fprintf(out, "  (none)\n");
-    for (size_t i = 0; i < props_count(p); i++) {
-        char full[512];
-        snprintf(full, sizeof full, "%s%s", prefix, props_key(p, i));
-        describe_line(out, props_key(p, i), "%s", shown(full, props_value(p, i)));
-    }
+    describe_client_keys(out, c, prefix, p);
 }
 
 static int describe_ignored_listener(const char *entry, size_t i, void *arg)
@@ -1050,8 +1248,13 @@ static void describe_leftovers(FILE *out, const wconf_t *c, const props_t *eff, 
     for (size_t i = 0; i < props_count(c->all); i++) {
         const char *k = props_key(c->all, i), *sub;
         int deprecated_rest = !strcmp(k, "rest.host.name") || !strcmp(k, "rest.port");
-        int used = props_get(eff, k) || client_props_for(c, k, &sub) || is_rest_security_key(k) ||
+        int used = props_get(eff, k) || client_layer_of(k, &sub) >= 0 || is_rest_security_key(k) ||
                    (deprecated_rest && uses_deprecated_rest(c));
+        const char *note = props_get(c->notes, k);
+        if (note && !*note && !unknown) {
+            describe_line(out, k, "%s (%s)", shown(k, props_value(c->all, i)), unused_why(k));
+            shown_n++;
+        }
         if (used || (unknown ? is_known(k) : !is_known(k)))
             continue;
         describe_line(out, k, "%s", shown(k, props_value(c->all, i)));
@@ -1077,9 +1280,7 @@ void wconf_describe(const wconf_t *c, FILE *out)
     props_t *eff = effective_props(c);
     fprintf(out, "Destination cluster (stores the worker state, receives the copies)\n");
     describe_line(out, "bootstrap.servers", "%s", c->bootstrap_servers);
-    for (size_t i = 0; i < props_count(c->common); i++)
-        describe_line(out, props_key(c->common, i), "%s",
-                      shown(props_key(c->common, i), props_value(c->common, i)));
+    describe_client_keys(out, c, "", c->common);
 
     fprintf(out, "\nGroup and storage topics (created if missing, compacted)\n");
     describe_line(out, "group.id", "%s", c->group_id);
@@ -1110,9 +1311,14 @@ void wconf_describe(const wconf_t *c, FILE *out)
         free(joined);
     }
 
-    describe_clients(out, "Passed to the producers (producer.*)", "producer.", c->producer);
-    describe_clients(out, "Passed to the consumers (consumer.*)", "consumer.", c->consumer);
-    describe_clients(out, "Passed to the admin clients (admin.*)", "admin.", c->admin);
+    fprintf(out, "\nLogging (start-up levels; PUT /admin/loggers/<logger> changes them)\n");
+    for (size_t i = 0; i < props_count(eff); i++)
+        if (starts_with(props_key(eff, i), FERRY_LOG_LEVEL))
+            describe_line(out, props_key(eff, i), "%s", props_value(eff, i));
+
+    describe_clients(out, c, "Passed to the producers (producer.*)", "producer.", c->producer);
+    describe_clients(out, c, "Passed to the consumers (consumer.*)", "consumer.", c->consumer);
+    describe_clients(out, c, "Passed to the admin clients (admin.*)", "admin.", c->admin);
     describe_leftovers(out, c, eff, 0);
     describe_leftovers(out, c, eff, 1);
     props_destroy(eff);

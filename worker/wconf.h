@@ -13,6 +13,7 @@
 
 #include "worker/cpolicy.h"
 #include "worker/ferr.h"
+#include "worker/flog.h"
 #include "worker/props.h"
 
 /** Buffer size that always fits wconf_worker_id() and wconf_rest_url() (host names are at most 255 bytes). */
@@ -23,7 +24,7 @@
  * wconf_t and freed by wconf_destroy(); treat it as read-only after wconf_new().
  */
 typedef struct wconf {
-    char *bootstrap_servers; /* bootstrap.servers, default "localhost:9092" */
+    char *bootstrap_servers; /* bootstrap.servers, required (Kafka Connect 4.2 dropped its default) */
     char *group_id;          /* group.id, required */
     char *config_topic;      /* config.storage.topic, required */
     char *offset_topic;      /* offset.storage.topic, required */
@@ -73,6 +74,9 @@ typedef struct wconf {
                                 (copier.h); default 0 = one per online core */
     int max_connectors;      /* ferry.max.connectors: the group's connectors, default 1000 */
     int max_tasks_per_worker; /* ferry.max.tasks.per.worker: tasks one worker runs, default 256 */
+    int log_levels[FLOG_M__COUNT + 1]; /* ferry.log.level (index FLOG_M__COUNT, the root logger) and
+                                ferry.log.level.<logger>: a flog_level_t, or -1 if not set */
+    /* The client layers, in librdkafka's keys (Java's translated by jclient.h): */
     props_t *producer;       /* "producer.X=v" as X=v */
     props_t *consumer;       /* "consumer.X=v" as X=v */
     props_t *admin;          /* "admin.X=v" as X=v (admin.listeners* excluded: those are REST keys) */
@@ -80,11 +84,20 @@ typedef struct wconf {
                                 ssl.*, sasl.*, client.id, client.rack, client.dns.lookup,
                                 metadata.max.age.ms, reconnect.backoff.*, retry.backoff.*,
                                 connections.max.idle.ms, socket.connection.setup.timeout.ms */
+    props_t *notes;          /* what jclient translated: "producer.ssl.ca.location" ->
+                                "producer.ssl.truststore.location"; a Java key it dropped -> "" */
     props_t *all;            /* every key as given, including ferry.* and unknown keys */
 } wconf_t;
 
 /**
  * @brief Validates @p p and builds the typed configuration.
+ *
+ * Checked first: no value holds a ${...} config-provider placeholder (ferry has no config
+ * providers), and no unknown key is within two edits of a known one (typo.h):
+ *   The configuration 'bootstrap.server' isn't a known config; did you mean 'bootstrap.servers'?
+ * Checked last: the client layers translate for librdkafka (jclient.h: sasl.jaas.config,
+ * keystores; this reads the first bytes of store files) and each client's sasl.jaas.config
+ * fits its sasl.mechanism.
  *
  * String values are trimmed (as Kafka's ConfigDef does). Integers take an optional sign
  * and decimal digits only; trailing garbage, overflow of the Java type (SHORT, INT or
@@ -134,8 +147,9 @@ int wconf_is_secret(const char *key);
 
 /**
  * @brief Logs the effective configuration at INFO, one "key = value" line per key in key
- * order, with secrets shown as [hidden]; then, once per key, "ignoring unknown worker
- * config key X", and the listeners that are not served.
+ * order, with secrets shown as [hidden]; then a WARN for each unknown key ("The configuration
+ * 'x' was supplied but isn't a known config.", Kafka's wording), each client key librdkafka
+ * has no property for, and each listener that is not served.
  */
 void wconf_log_summary(const wconf_t *c);
 

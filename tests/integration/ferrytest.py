@@ -412,8 +412,9 @@ class Worker:
     writes the config and starts the process; call wait_ready() before using the REST API."""
 
     def __init__(self, tmpdir, idx, zk_connect, dst_bootstrap, group="ferry-it", extra=None,
-                 start=True):
+                 start=True, env=None):
         self.idx = idx
+        self.env = env        # extra environment variables, or a callable(worker) returning them
         self.dir = os.path.join(tmpdir, f"worker{idx}")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
@@ -436,8 +437,10 @@ class Worker:
             logf.flush()
             # FERRY_WRAP runs the worker under a tool, e.g. "valgrind --error-exitcode=99 ..."
             wrap = shlex.split(os.environ.get("FERRY_WRAP", ""))
+            extra_env = self.env(self) if callable(self.env) else (self.env or {})
             self.proc = _spawn(wrap + [binary("ferry-worker"), self.props_path], cwd=self.dir,
-                               stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+                               stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                               env={**os.environ, **extra_env} if extra_env else None)
         self.procs.append(self.proc)
         log(f"worker {self.idx} started, pid {self.proc.pid}, {self.url}")
 
@@ -545,9 +548,9 @@ class Cluster:
         """REST URL of worker 0."""
         return self.workers[0].url
 
-    def add_worker(self, wait=True, extra=None):
+    def add_worker(self, wait=True, extra=None, env=None):
         w = Worker(self.tmpdir, len(self.workers), self.zk.connect, self.dst.bootstrap,
-                   group=self.group, extra={**self.worker_extra, **(extra or {})})
+                   group=self.group, extra={**self.worker_extra, **(extra or {})}, env=env)
         self.workers.append(w)
         if wait:
             w.wait_ready()

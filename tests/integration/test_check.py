@@ -14,6 +14,7 @@ import unittest
 from ferrytest import BYTES_CONVERTER, binary, free_port, log, src_dir
 
 VALID = {
+    "bootstrap.servers": "dest-broker:9092",
     "group.id": "connect-cluster",
     "config.storage.topic": "connect-configs",
     "offset.storage.topic": "connect-offsets",
@@ -78,7 +79,7 @@ class CheckTest(unittest.TestCase):
                 "chroot                             /prod\n",
                 "group path                         /prod/ferry/connect-cluster\n",
                 "compression.type                   lz4\n",
-                "max.poll.records                   500\n",
+                "max.poll.records                   500 (not a librdkafka property: no effect)\n",
                 "request.timeout.ms                 30000\n",
                 "plugin.path                        /opt/connectors\n",
                 "no.such.key                        1\n"):
@@ -86,16 +87,18 @@ class CheckTest(unittest.TestCase):
         sections = [line for line in out.splitlines() if line and not line.startswith(" ")]
         self.assertEqual([s.split(" (")[0] for s in sections[1:]], [
             "Destination cluster", "Group and storage topics", "REST API", "ZooKeeper",
-            "Tasks and offsets", "Security", "Passed to the producers", "Passed to the consumers",
+            "Tasks and offsets", "Security", "Logging", "Passed to the producers", "Passed to the consumers",
             "Passed to the admin clients", "Accepted without effect in ferry",
             "Ignored"])
 
     def test_secrets_are_masked(self):
-        secrets = {"sasl.jaas.config": 'PlainLoginModule required password="Sx9-jaas";',
+        secrets = {"sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                                       'username="alice" password="Sx9-jaas";',
                    "ssl.key.password": "Sx9-key", "producer.sasl.password": "Sx9-producer",
                    "consumer.ssl.keystore.password": "Sx9-consumer",
                    "some.unknown.secret": "Sx9-unknown"}
-        rc, out, err = self.check(dict(VALID, **secrets))
+        rc, out, err = self.check(dict(VALID, **secrets, **{"security.protocol": "SASL_SSL",
+                                                            "sasl.mechanism": "PLAIN"}))
         self.assertEqual(rc, 0, err)
         self.assertNotIn("Sx9", out + err)
         self.assertEqual(out.count("[hidden]"), len(secrets), out)

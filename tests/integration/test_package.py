@@ -48,6 +48,10 @@ EXPECTED_FILES = {
     MAN: "-rw-r--r--",
     "usr/share/doc/ferry/README.md": "-rw-r--r--",
     "usr/share/doc/ferry/docs/OPERATIONS.md": "-rw-r--r--",
+    "usr/share/doc/ferry/docs/ui.png": "-rw-r--r--",          # shown by OPERATIONS.md
+    "usr/share/doc/ferry/copyright": "-rw-r--r--",            # Debian's copyright file
+    "usr/share/doc/ferry/LICENSE": "-rw-r--r--",
+    "usr/share/doc/ferry/CHANGELOG.md": "-rw-r--r--",
 }
 # libraries ferry-worker links (dpkg-shlibdeps must find each)
 EXPECTED_DEPENDS = ("libc6", "librdkafka1", "libzookeeper-mt2", "libjansson4", "libcurl4",
@@ -171,7 +175,9 @@ class PackageTest(unittest.TestCase):
         run(["dpkg-deb", "-x", self.deb, x])
         for packaged, source in ((CONF, "deploy/connect-distributed.properties"),
                                  (UNIT, "deploy/ferry.service"),
-                                 ("usr/share/doc/ferry/docs/OPERATIONS.md", "docs/OPERATIONS.md")):
+                                 ("usr/share/doc/ferry/docs/OPERATIONS.md", "docs/OPERATIONS.md"),
+                                 ("usr/share/doc/ferry/docs/ui.png", "docs/ui.png"),
+                                 ("usr/share/doc/ferry/copyright", "deploy/debian/copyright")):
             with open(os.path.join(x, packaged), "rb") as a, \
                     open(os.path.join(src_dir(), source), "rb") as b:
                 self.assertEqual(a.read(), b.read(), packaged)

@@ -76,7 +76,8 @@ static void test_tuning_allowed(void)
         {"compression.type", "lz4"}, {"batch.size", "1000000"}, {"acks", "all"}, {"sasl.username", "u"},
         {"sasl.password", "p"}, {"ssl.key.pem", "-----BEGIN PRIVATE KEY-----"}, {"client.rack", "r1"},
         {"max.poll.records", "10"}, /* Java-only: ignored, as before */
-        {"sasl.jaas.config", "x"},   /* Java-only */
+        /* Java's JAAS config: translated to librdkafka's keys (jaas.h) */
+        {"sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required username=u password=p;"},
     };
     cpolicy_t all = {CPOLICY_ALL, NULL};
     char msg[1024];
@@ -135,6 +136,45 @@ static void test_destination_side(void)
                             "c", "dest.kafka.sasl.password", "p");
     CU_ASSERT_EQUAL(cpolicy_check(NULL, cfg, "dest.kafka.sasl.mechanism", msg, sizeof msg), 0);
     json_decref(cfg);
+}
+
+/* sasl.jaas.config in a connector config: checked at validation and translated when applied. */
+static void test_jaas(void)
+{
+    char msg[1024];
+    CU_ASSERT_EQUAL(check1(NULL, "src.kafka.sasl.jaas.config",
+                           "com.sun.security.auth.module.Krb5LoginModule required keyTab=\"/etc/k\";", msg, sizeof msg),
+                    -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "Invalid value [hidden] for configuration src.kafka.sasl.jaas.config: "
+                                       "Krb5LoginModule (Kerberos) cannot be translated"));
+    CU_ASSERT_EQUAL(check1(NULL, "producer.override.sasl.jaas.config", "Secr3t required", msg, sizeof msg), -1);
+    CU_ASSERT_PTR_NULL(strstr(msg, "Secr3t"));
+    /* the mechanism set beside it, under the same prefix or the same side's other one */
+    json_t *cfg = json_pack("{s:s,s:s}", "src.kafka.sasl.mechanism", "GSSAPI", "src.consumer.sasl.jaas.config",
+                            "org.apache.kafka.common.security.plain.PlainLoginModule required username=u password=p;");
+    CU_ASSERT_EQUAL(cpolicy_check(NULL, cfg, "src.consumer.sasl.jaas.config", msg, sizeof msg), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "sasl.mechanism is GSSAPI"));
+    json_decref(cfg);
+    /* credentials in a JAAS config let the destination's mechanism change */
+    cfg = json_pack("{s:s,s:s}", "dest.kafka.sasl.mechanism", "SCRAM-SHA-256", "producer.override.sasl.jaas.config",
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required username=c password=p;");
+    CU_ASSERT_EQUAL(cpolicy_check(NULL, cfg, "dest.kafka.sasl.mechanism", msg, sizeof msg), 0);
+    CU_ASSERT_EQUAL(cpolicy_check(NULL, cfg, "producer.override.sasl.jaas.config", msg, sizeof msg), 0);
+    /* applied as librdkafka's keys */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ferr_t err = {0};
+    CU_ASSERT_EQUAL(kutil_conf_apply_prefixed(conf, cfg, "producer.override.", &err), FERR_OK);
+    char buf[64];
+    size_t sz = sizeof buf;
+    CU_ASSERT_EQUAL(rd_kafka_conf_get(conf, "sasl.username", buf, &sz), RD_KAFKA_CONF_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "c");
+    rd_kafka_conf_destroy(conf);
+    json_decref(cfg);
+    /* the Principal policy lets it through, as Kafka Connect's does */
+    cpolicy_t principal = {CPOLICY_PRINCIPAL, NULL};
+    CU_ASSERT_EQUAL(check1(&principal, "src.kafka.sasl.jaas.config",
+                           "org.apache.kafka.common.security.plain.PlainLoginModule required username=u password=p;",
+                           msg, sizeof msg), 0);
 }
 
 static void test_policies(void)
@@ -226,6 +266,7 @@ int cu_register(void)
         {"tuning properties allowed", test_tuning_allowed},
         {"values checked by librdkafka and by rule", test_values_checked},
         {"destination keeps the worker's transport security", test_destination_side},
+        {"sasl.jaas.config translated", test_jaas},
         {"None, Principal, All, Allowlist", test_policies},
         {"a plugin library is never loaded", test_library_never_loaded},
     };

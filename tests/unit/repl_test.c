@@ -969,6 +969,112 @@ static void test_validate_other_values(void)
 }
 
 /* Several problems at once are all reported. */
+/* The first error message of @p key after validating @p cfg (malloc'd, "" if none). */
+static char *first_error(json_t *cfg, const wconf_t *wc, const char *key)
+{
+    json_t *infos = NULL;
+    repl_validate(cfg, wc, &infos, NULL);
+    json_t *errs = errors_of(infos, key);
+    char *e = strdup(json_string_value(json_array_get(errs, 0)) ?: "");
+    json_decref(infos);
+    return e;
+}
+
+static void expect_first_error(json_t *cfg, const char *key, const char *want)
+{
+    char *e = first_error(cfg, NULL, key);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, want));
+    if (!strstr(e, want))
+        fprintf(stderr, "\n  %s: want %s\n  got: %s\n", key, want, e);
+    free(e);
+}
+
+/* A key close to one of the connector's is an error naming it: a misspelt blacklist would
+ * otherwise copy the topics it was meant to leave out. */
+static void test_validate_typos(void)
+{
+    static const char *const typos[][2] = {
+        {"topic.blacklst", "topic.blacklist"},
+        {"topic.whitelsit", "topic.whitelist"},
+        {"topic.rename.formt", "topic.rename.format"},
+        {"source.offset.header.enabled", "source.offset.header.enable"},
+        {"task.max", "tasks.max"},
+        {"src.kafka.max.poll.recods", "src.kafka.max.poll.records"},
+        {"transform", "transforms"},
+    };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        json_t *cfg = seed_config();
+        set(cfg, typos[i][0], "x");
+        expect_errors(cfg, 1, typos[i][0]);
+        char want[256];
+        snprintf(want, sizeof want, "Unknown configuration %s: did you mean %s?", typos[i][0], typos[i][1]);
+        expect_first_error(cfg, typos[i][0], want);
+        json_decref(cfg);
+    }
+    /* keys far from every known one, Java-only client keys and converter settings are left alone */
+    json_t *cfg = seed_config();
+    set(cfg, "topic.config.sync", "true");
+    set(cfg, "src.consumer.max.poll.records", "10");
+    set(cfg, "value.converter.schemas.enable", "false");
+    set(cfg, "src.kafka.fetch.wait.max.ms", "10");
+    expect_errors(cfg, 0, NULL);
+    json_decref(cfg);
+}
+
+/* Kafka Connect's keys for every connector: honoured (with their validation), or refused saying
+ * ferry does not support them. */
+static void test_validate_framework_keys(void)
+{
+    static const char *const ok[][2] = {
+        {"transforms", ""}, {"predicates", " "}, {"errors.tolerance", "NONE"}, {"errors.retry.timeout", "-1"},
+        {"errors.retry.delay.max.ms", "1000"}, {"errors.log.enable", "true"}, {"errors.log.include.messages", "true"},
+        {"tasks.max.enforce", "false"}, {"config.action.reload", "none"}, {"offsets.storage.topic", ""},
+        {"exactly.once.support", "required"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        json_t *cfg = seed_config();
+        set(cfg, ok[i][0], ok[i][1]);
+        expect_errors(cfg, 0, NULL);
+        json_decref(cfg);
+    }
+    static const char *const refused[][3] = {
+        {"transforms", "route", "does not run Single Message Transforms"},
+        {"transforms.route.type", "org.apache.kafka.connect.transforms.RegexRouter", "does not run Single Message"},
+        {"predicates", "isFoo", "does not run Single Message Transforms or their predicates"},
+        {"predicates.isFoo.type", "x", "predicates"},
+        {"topic.creation.default.replication.factor", "3", "does not support topic.creation.*"},
+        {"topic.creation.groups", "g", "dest.topic.replication.factor"},
+        {"offsets.storage.topic", "my-offsets", "a connector's own offsets topic (KIP-618) is not supported"},
+        {"consumer.override.max.poll.records", "5", "its source clients take src.kafka.* and src.consumer.*"},
+        {"admin.override.request.timeout.ms", "5", "does not use it"},
+        {"errors.tolerance", "all", "ferry does not support skipping records (errors.tolerance=all)"},
+        {"errors.tolerance", "some", "String must be one of (case insensitive): NONE, ALL"},
+        {"errors.retry.timeout", "-2", "Value must be at least -1"},
+        {"errors.retry.delay.max.ms", "0", "Value must be at least 1"},
+        {"errors.log.enable", "yes", "Expected value to be either true or false"},
+        {"tasks.max.enforce", "maybe", "Expected value to be either true or false"},
+        {"config.action.reload", "reload", "NONE, RESTART"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        json_t *cfg = seed_config();
+        set(cfg, refused[i][0], refused[i][1]);
+        expect_errors(cfg, 1, refused[i][0]);
+        expect_first_error(cfg, refused[i][0], refused[i][2]);
+        json_decref(cfg);
+    }
+    /* the worker's own offset topic is where the offsets go anyway */
+    wconf_t wc = {.bootstrap_servers = "b:9092", .config_topic = "connect-configs", .offset_topic = "connect-offsets",
+                  .status_topic = "connect-status"};
+    json_t *cfg = seed_config();
+    set(cfg, "offsets.storage.topic", "connect-offsets");
+    expect_errors_wc(cfg, &wc, 0, NULL);
+    set(cfg, "offsets.storage.topic", "other");
+    char *e = first_error(cfg, &wc, "offsets.storage.topic");
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "in the worker's offset.storage.topic connect-offsets;"));
+    free(e);
+    json_decref(cfg);
+}
+
 static void test_validate_many_errors(void)
 {
     json_t *cfg = seed_config();
@@ -1215,6 +1321,8 @@ int cu_register(void)
         {"validate converters and class", test_validate_converters_and_class},
         {"validate other values", test_validate_other_values},
         {"validate many errors", test_validate_many_errors},
+        {"validate typos", test_validate_typos},
+        {"validate Kafka Connect's keys for every connector", test_validate_framework_keys},
         {"validate ConfigInfos shape", test_validate_shape},
         {"parse partitions valid", test_parse_partitions_valid},
         {"parse partitions malformed", test_parse_partitions_malformed},

@@ -33,13 +33,15 @@ static wconf_t *worker_conf(void)
         {"status.storage.topic", "s"}, {"zookeeper.connect", "localhost:2181"},
         {"key.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"},
         {"value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter"},
-        {"consumer.fetch.wait.max.ms", "10"},
+        {"consumer.fetch.wait.max.ms", "10"}, {"bootstrap.servers", "localhost:9092"},
     };
     props_t *p = props_new();
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         props_set(p, kv[i][0], kv[i][1]);
     ferr_t err = {0};
     wconf_t *c = wconf_new(p, &err);
+    if (!c)
+        fprintf(stderr, "worker config: %s\n", err.msg);
     props_destroy(p);
     return c;
 }

@@ -16,6 +16,7 @@ static char cred_path[64];
 static wconf_t *conf_with(const char *const kv[][2], size_t n)
 {
     static const char *const required[][2] = {
+        {"bootstrap.servers", "localhost:9092"},
         {"group.id", "g"},
         {"config.storage.topic", "c"},
         {"offset.storage.topic", "o"},

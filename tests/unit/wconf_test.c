@@ -13,6 +13,7 @@
 #include "worker/wconf.h"
 
 static const char *const required[][2] = {
+    {"bootstrap.servers", "localhost:9092"},
     {"group.id", "connect-cluster"},
     {"config.storage.topic", "connect-configs"},
     {"offset.storage.topic", "connect-offsets"},
@@ -174,9 +175,7 @@ static void test_missing_required(void)
     expect_error("group.id", "", "Invalid value  for configuration group.id: String must be non-empty");
     expect_error("zookeeper.connect", " ",
                  "Invalid value   for configuration zookeeper.connect: String must be non-empty");
-    expect_error("bootstrap.servers", "",
-                 "Invalid value  for configuration bootstrap.servers: At least one broker "
-                 "(host:port) is required");
+    expect_error("bootstrap.servers", "", "Invalid value  for configuration bootstrap.servers: String must be non-empty");
     /* err may be NULL */
     props_t *p = props_new();
     CU_ASSERT_PTR_NULL(wconf_new(p, NULL));
@@ -457,10 +456,37 @@ static void test_zookeeper_connect(void)
     CU_ASSERT_STRING_EQUAL(c->zk_root, "");
     wconf_destroy(c);
 
+    /* ZooKeeper's default port for a host without one (the C client needs every port) */
     c = new_ok(base_with("zookeeper.connect", "zk1"));
-    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1");
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1:2181");
     CU_ASSERT_STRING_EQUAL(c->zk_root, "");
     wconf_destroy(c);
+    c = new_ok(base_with("zookeeper.connect", "zk1,zk2:2182,[::1],[fe80::1]:2183,10.0.0.1/a/b"));
+    CU_ASSERT_STRING_EQUAL(c->zk_hosts, "zk1:2181,zk2:2182,[::1]:2181,[fe80::1]:2183,10.0.0.1:2181");
+    CU_ASSERT_STRING_EQUAL(c->zk_root, "/a/b");
+    CU_ASSERT_STRING_EQUAL(c->zookeeper_connect, "zk1,zk2:2182,[::1],[fe80::1]:2183,10.0.0.1/a/b");
+    wconf_destroy(c);
+
+    /* the chroot follows the last host: ZooKeeper would take "/ferry,zk2:2181" for the path */
+    expect_error("zookeeper.connect", "zk1:2181/ferry,zk2:2181",
+                 "Invalid value zk1:2181/ferry,zk2:2181 for configuration zookeeper.connect: The chroot must "
+                 "come after the last host (host1:2181,host2:2181/chroot): a ',' follows the first '/'");
+    expect_error("zookeeper.connect", "zk1:2181,zk2:2181/a\001b",
+                 "Invalid value zk1:2181,zk2:2181/a\001b for configuration zookeeper.connect: Invalid chroot path "
+                 "(a control or reserved character)");
+    const char *bad_port[] = {"zk1:", "zk1:0", "zk1:65536", "zk1:21x", "zk1:2181,zk2:-1"};
+    for (size_t i = 0; i < 5; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "Invalid value %s for configuration zookeeper.connect: A ZooKeeper port must be "
+                 "a number from 1 to 65535 (host:port)", bad_port[i]);
+        expect_error("zookeeper.connect", bad_port[i], msg);
+    }
+    expect_error("zookeeper.connect", ":2181", "Invalid value :2181 for configuration zookeeper.connect: A ZooKeeper "
+                 "host needs a name before its port");
+    expect_error("zookeeper.connect", "[::1", "Invalid value [::1 for configuration zookeeper.connect: An IPv6 "
+                 "ZooKeeper host must be written [address] or [address]:port");
+    expect_error("zookeeper.connect", "[::1]2181", "Invalid value [::1]2181 for configuration zookeeper.connect: An "
+                 "IPv6 ZooKeeper host must be written [address] or [address]:port");
 
     const char *bad_root[] = {"zk:2181/a/", "zk:2181//a", "zk:2181/a/../b", "zk:2181/."};
     for (size_t i = 0; i < 4; i++) {
@@ -531,8 +557,30 @@ static void test_converters_and_topics(void)
                  "the same topic as offset.storage.topic");
 }
 
+/* A file with @p len bytes of @p data under a fresh directory; returns its malloc'd path. */
+static char *write_file(const char *name, const void *data, size_t len)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/wconf_testXXXXXX");
+        CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    }
+    char *path = NULL;
+    CU_ASSERT_FATAL(asprintf(&path, "%s/%s", dir, name) > 0);
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    fwrite(data, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+#define PEM_TEXT "Bag Attributes\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+static const unsigned char P12_BYTES[] = {0x30, 0x82, 0x0a, 0x01, 0x02, 0x01, 0x03};
+static const unsigned char JKS_BYTES[] = {0xfe, 0xed, 0xfe, 0xed, 0x00, 0x00, 0x00, 0x02};
+
 static void test_passthrough(void)
 {
+    char *ts = write_file("ca.pem", PEM_TEXT, strlen(PEM_TEXT));
     props_t *p = base_with(NULL, NULL);
     const char *kv[][2] = {
         {"producer.acks", "all"},
@@ -542,12 +590,11 @@ static void test_passthrough(void)
         {"admin.listeners", "http://:8084"},
         {"admin.listeners.https.ssl.keystore.location", "/ks"},
         {"security.protocol", "SASL_SSL"},
-        {"ssl.truststore.location", "/ts"},
+        {"ssl.truststore.location", ts},
         {"sasl.mechanism", "PLAIN"},
-        {"sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required;"},
+        {"sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required username=u password=p;"},
         {"client.id", "w1"},
         {"producer.", "x"},
-        {"ferry.task.batch.size", "1000"},
         {"plugin.path", "/usr/share/java"},
         {"some.unknown.key", "1"},
         {"key.converter.schemas.enable", "false"},
@@ -567,18 +614,216 @@ static void test_passthrough(void)
     CU_ASSERT_EQUAL(props_count(c->admin), 1);
     CU_ASSERT_STRING_EQUAL(props_get(c->admin, "request.timeout.ms"), "30000");
     CU_ASSERT_PTR_NULL(props_get(c->admin, "listeners"));
-    CU_ASSERT_EQUAL(props_count(c->common), 5);
+    /* Java's keys, as librdkafka reads them */
+    CU_ASSERT_EQUAL(props_count(c->common), 6);
     CU_ASSERT_STRING_EQUAL(props_get(c->common, "security.protocol"), "SASL_SSL");
-    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.truststore.location"), "/ts");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.ca.location"), ts);
+    CU_ASSERT_PTR_NULL(props_get(c->common, "ssl.truststore.location"));
     CU_ASSERT_STRING_EQUAL(props_get(c->common, "sasl.mechanism"), "PLAIN");
-    CU_ASSERT_PTR_NOT_NULL(props_get(c->common, "sasl.jaas.config"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "sasl.username"), "u");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "sasl.password"), "p");
+    CU_ASSERT_PTR_NULL(props_get(c->common, "sasl.jaas.config"));
     CU_ASSERT_STRING_EQUAL(props_get(c->common, "client.id"), "w1");
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "ssl.ca.location"), "ssl.truststore.location");
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "sasl.password"), "sasl.jaas.config");
     CU_ASSERT_PTR_NULL(props_get(c->common, "group.id"));
     CU_ASSERT_PTR_NULL(props_get(c->common, "plugin.path"));
     CU_ASSERT_EQUAL(props_count(c->all), N_REQUIRED + n);
-    CU_ASSERT_STRING_EQUAL(props_get(c->all, "ferry.task.batch.size"), "1000");
     CU_ASSERT_STRING_EQUAL(props_get(c->all, "some.unknown.key"), "1");
+    CU_ASSERT_PTR_NOT_NULL(props_get(c->all, "sasl.jaas.config"));
     wconf_destroy(c);
+    free(ts);
+}
+
+/* wconf_new() of the base config plus the NULL-terminated key, value pairs in @p kv. */
+static wconf_t *with(const char *const *kv, ferr_t *err)
+{
+    props_t *p = base_with(NULL, NULL);
+    for (size_t i = 0; kv[i]; i += 2)
+        props_set(p, kv[i], kv[i + 1]);
+    wconf_t *c = wconf_new(p, err);
+    props_destroy(p);
+    return c;
+}
+
+static void expect_with_error(const char *const *kv, const char *part)
+{
+    ferr_t err = {0};
+    wconf_t *c = with(kv, &err);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_EQUAL(err.code, FERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, part));
+    if (!strstr(err.msg, part))
+        fprintf(stderr, "\n  want part: %s\n  got: %s\n", part, err.msg);
+    wconf_destroy(c);
+}
+
+/* Keystores and truststores (jclient.h): by content, by type, inherited types, conversions. */
+static void test_java_stores(void)
+{
+    char *pem = write_file("store.pem", PEM_TEXT, strlen(PEM_TEXT));
+    char *p12 = write_file("store.p12", P12_BYTES, sizeof P12_BYTES);
+    char *jks = write_file("store.jks", JKS_BYTES, sizeof JKS_BYTES);
+    char *junk = write_file("junk.bin", "hello", 5);
+    ferr_t err = {0};
+
+    const char *stores[] = {"ssl.keystore.location", p12, "ssl.keystore.password", "kpw", "ssl.key.password", "k2",
+                            "producer.ssl.keystore.location", pem, "producer.ssl.keystore.password", "unused",
+                            "consumer.ssl.keystore.location", jks, "consumer.ssl.keystore.type", "PKCS12",
+                            "admin.ssl.truststore.location", pem, "admin.ssl.truststore.password", "tpw",
+                            "ssl.endpoint.identification.algorithm", "", "ssl.truststore.certificates", "CA-PEM",
+                            "ssl.keystore.certificate.chain", "CHAIN", "ssl.keystore.key", "KEY", NULL};
+    /* the JKS file with type PKCS12: Java's PKCS12 type reads JKS, librdkafka does not */
+    expect_with_error(stores, "consumer.ssl.keystore.location: a JKS keystore, which librdkafka cannot read; "
+                              "convert it with `keytool -importkeystore -srckeystore ");
+    stores[11] = p12;
+    wconf_t *c = with(stores, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.keystore.location"), p12); /* PKCS12 as is */
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.keystore.password"), "kpw");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.key.password"), "k2");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.endpoint.identification.algorithm"), "none");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.ca.pem"), "CA-PEM");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.certificate.pem"), "CHAIN");
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "ssl.key.pem"), "KEY");
+    CU_ASSERT_PTR_NULL(props_get(c->common, "ssl.keystore.key"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->producer, "ssl.certificate.location"), pem); /* PEM keystore */
+    CU_ASSERT_STRING_EQUAL(props_get(c->producer, "ssl.key.location"), pem);
+    CU_ASSERT_PTR_NULL(props_get(c->producer, "ssl.keystore.location"));
+    CU_ASSERT_PTR_NULL(props_get(c->producer, "ssl.keystore.password"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "producer.ssl.keystore.password"), "");
+    CU_ASSERT_STRING_EQUAL(props_get(c->consumer, "ssl.keystore.location"), p12);
+    CU_ASSERT_STRING_EQUAL(props_get(c->admin, "ssl.ca.location"), pem);
+    CU_ASSERT_PTR_NULL(props_get(c->admin, "ssl.truststore.password"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "admin.ssl.ca.location"), "admin.ssl.truststore.location");
+    wconf_destroy(c);
+
+    char msg[512];
+    const char *jks_ts[] = {"ssl.truststore.location", jks, NULL};
+    snprintf(msg, sizeof msg, "Invalid value %s for configuration ssl.truststore.location: a JKS truststore, which "
+             "librdkafka cannot read; export its certificates with `keytool -list -rfc -keystore %s > ", jks, jks);
+    expect_with_error(jks_ts, msg);
+    const char *p12_ts[] = {"producer.ssl.truststore.location", p12, NULL};
+    expect_with_error(p12_ts, "producer.ssl.truststore.location: a PKCS12 truststore, which librdkafka cannot read "
+                              "(it takes CA certificates as PEM); export them with `openssl pkcs12 -in ");
+    const char *jks_type[] = {"ssl.keystore.type", "JKS", "ssl.keystore.location", pem, NULL};
+    expect_with_error(jks_type, "ssl.keystore.type is JKS, but the file holds a PEM store");
+    /* a top-level type applies to a layer's store */
+    const char *inherit[] = {"ssl.truststore.type", "PEM", "producer.ssl.truststore.location", p12, NULL};
+    expect_with_error(inherit, "producer.ssl.truststore.location: ssl.truststore.type is PEM, but the file holds a "
+                               "PKCS12 store");
+    const char *bad_type[] = {"ssl.keystore.type", "BKS", "ssl.keystore.location", pem, NULL};
+    expect_with_error(bad_type, "Invalid value BKS for configuration ssl.keystore.type: ferry's Kafka clients read "
+                                "PKCS12 and PEM stores");
+    const char *unknown[] = {"ssl.truststore.location", junk, NULL};
+    expect_with_error(unknown, "the file is neither a PEM, a PKCS12 nor a JKS store");
+    const char *missing[] = {"consumer.ssl.truststore.location", "/nonexistent/ca.pem", NULL};
+    expect_with_error(missing, "Invalid value /nonexistent/ca.pem for configuration consumer.ssl.truststore.location: "
+                               "cannot read the file: No such file or directory");
+    free(pem);
+    free(p12);
+    free(jks);
+    free(junk);
+}
+
+#define PLAIN_JAAS "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"Zq8pw\";"
+
+/* sasl.jaas.config in each layer, against each client's sasl.mechanism and security.protocol. */
+static void test_java_sasl(void)
+{
+    ferr_t err = {0};
+    /* the mechanism may come from the layer, the JAAS config from the top */
+    const char *ok[] = {"security.protocol", "SASL_SSL", "sasl.jaas.config", PLAIN_JAAS, "sasl.mechanism", "PLAIN",
+                        "producer.sasl.mechanism", "SCRAM-SHA-256", "consumer.sasl.jaas.config",
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                        "unsecuredLoginStringClaim_sub=\"svc\";",
+                        "consumer.sasl.mechanism", "OAUTHBEARER", NULL};
+    wconf_t *c = with(ok, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(props_get(c->common, "sasl.username"), "u");
+    CU_ASSERT_STRING_EQUAL(props_get(c->consumer, "sasl.oauthbearer.config"), "principal=svc");
+    CU_ASSERT_STRING_EQUAL(props_get(c->consumer, "enable.sasl.oauthbearer.unsecure.jwt"), "true");
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "consumer.sasl.oauthbearer.config"), "consumer.sasl.jaas.config");
+    wconf_destroy(c);
+
+    /* Kafka's default mechanism is GSSAPI */
+    const char *no_mech[] = {"security.protocol", "SASL_PLAINTEXT", "sasl.jaas.config", PLAIN_JAAS, NULL};
+    expect_with_error(no_mech, "Invalid value [hidden] for configuration sasl.jaas.config: sasl.mechanism is GSSAPI "
+                               "(Kafka's default when it is not set), which PlainLoginModule cannot serve");
+    /* a layer's mechanism that does not fit the top-level JAAS config names the layer */
+    const char *layer_mech[] = {"security.protocol", "SASL_SSL", "sasl.jaas.config", PLAIN_JAAS, "sasl.mechanism",
+                                "PLAIN", "admin.sasl.mechanism", "OAUTHBEARER", NULL};
+    expect_with_error(layer_mech, "(for the clients configured by admin.*)");
+    /* the source consumers get consumer.* only: its mechanism alone must fit */
+    const char *src[] = {"consumer.security.protocol", "SASL_SSL", "consumer.sasl.jaas.config", PLAIN_JAAS,
+                         "sasl.mechanism", "PLAIN", NULL};
+    expect_with_error(src, "Invalid value [hidden] for configuration consumer.sasl.jaas.config: sasl.mechanism is GSSAPI");
+    /* parse errors and refused modules name the key, never the value */
+    const char *bad[] = {"security.protocol", "SASL_SSL", "sasl.mechanism", "PLAIN", "producer.sasl.jaas.config",
+                         "org.apache.kafka.common.security.plain.PlainLoginModule required password=Zq8 pw;", NULL};
+    expect_with_error(bad, "Invalid value [hidden] for configuration producer.sasl.jaas.config: Value not specified");
+    c = with(bad, &err);
+    CU_ASSERT_PTR_NULL(strstr(err.msg, "Zq8"));
+    wconf_destroy(c);
+    /* without SASL, Kafka never reads it: dropped, and said so */
+    const char *plaintext[] = {"sasl.jaas.config", "com.sun.security.auth.module.Krb5LoginModule required;", NULL};
+    c = with(plaintext, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NULL(props_get(c->common, "sasl.jaas.config"));
+    CU_ASSERT_STRING_EQUAL(props_get(c->notes, "sasl.jaas.config"), "");
+    wconf_destroy(c);
+}
+
+/* Typos, placeholders and ferry.log.level. */
+static void test_mistakes(void)
+{
+    expect_error("bootstrap.server", "b:9092",
+                 "The configuration 'bootstrap.server' isn't a known config; did you mean 'bootstrap.servers'?");
+    expect_error("zookeeper.conect", "zk:2181",
+                 "The configuration 'zookeeper.conect' isn't a known config; did you mean 'zookeeper.connect'?");
+    expect_error("offset.flush.intervall.ms", "1000", "The configuration 'offset.flush.intervall.ms' isn't a known "
+                 "config; did you mean 'offset.flush.interval.ms'?");
+    expect_error("secuirty.protocol", "SSL",
+                 "The configuration 'secuirty.protocol' isn't a known config; did you mean 'security.protocol'?");
+    expect_error("prodcer.acks", "all",
+                 "The configuration 'prodcer.acks' isn't a known config; did you mean 'producer.acks'?");
+    expect_error("ferry.max.conectors", "5",
+                 "The configuration 'ferry.max.conectors' isn't a known config; did you mean 'ferry.max.connectors'?");
+    /* unknown keys far from every known one are only logged (log summary) */
+    wconf_t *c = new_ok(base_with("confluent.license", "x"));
+    wconf_destroy(c);
+    c = new_ok(base_with("offset.storage.file.filename", "/tmp/x"));
+    wconf_destroy(c);
+
+    expect_error("ssl.key.password", "${file:/etc/ferry/secrets.properties:key}",
+                 "Invalid value [hidden] for configuration ssl.key.password: ${...} is a config provider "
+                 "placeholder, and ferry does not support config providers (config.providers): write the value "
+                 "itself into the file");
+    expect_error("rest.advertised.host.name", "${env:HOSTNAME}",
+                 "Invalid value ${env:HOSTNAME} for configuration rest.advertised.host.name: ${...} is a config "
+                 "provider placeholder, and ferry does not support config providers (config.providers): write the "
+                 "value itself into the file");
+    c = new_ok(base_with("plugin.path", "/opt/${not closed"));
+    wconf_destroy(c);
+
+    c = new_ok(base_with("ferry.log.level", " debug "));
+    CU_ASSERT_EQUAL(c->log_levels[FLOG_M__COUNT], FLOG_DEBUG);
+    CU_ASSERT_EQUAL(c->log_levels[FLOG_M_REST], -1);
+    wconf_destroy(c);
+    props_t *p = base_with("ferry.log.level.ferry.rest", "TRACE");
+    props_set(p, "ferry.log.level.ferry.kafka", "WARN");
+    c = new_ok(p);
+    CU_ASSERT_EQUAL(c->log_levels[FLOG_M_REST], FLOG_TRACE);
+    CU_ASSERT_EQUAL(c->log_levels[FLOG_M_KAFKA], FLOG_WARN);
+    CU_ASSERT_EQUAL(c->log_levels[FLOG_M__COUNT], -1);
+    wconf_destroy(c);
+    expect_error("ferry.log.level", "LOUD",
+                 "Invalid value LOUD for configuration ferry.log.level: String must be one of: ERROR, WARN, INFO, "
+                 "DEBUG, TRACE");
+    expect_error("ferry.log.level.ferry.rst", "INFO",
+                 "Invalid configuration ferry.log.level.ferry.rst: ferry has no logger ferry.rst (did you mean "
+                 "ferry.rest?); its loggers are ferry.worker, ferry.rest, ferry.store, ferry.connector, ferry.task, "
+                 "ferry.coordinator, ferry.proto, ferry.kafka, root");
 }
 
 static void test_secrets(void)
@@ -635,8 +880,12 @@ static size_t count_of(const char *hay, const char *needle)
 
 static void test_log_summary(void)
 {
-    props_t *p = base_with("sasl.jaas.config", "PlainLoginModule required password=\"Zq8s3cr3t\";");
+    props_t *p = base_with("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                                               "username=u password=\"Zq8s3cr3t\";");
+    props_set(p, "security.protocol", "SASL_SSL");
+    props_set(p, "sasl.mechanism", "PLAIN");
     props_set(p, "producer.ssl.key.password", "Zq8keypw");
+    props_set(p, "producer.max.request.size", "1000");
     props_set(p, "some.unknown.key", "1");
     props_set(p, "plugin.path", "/opt/plugins");
     props_set(p, "ferry.extension", "x");
@@ -649,6 +898,7 @@ static void test_log_summary(void)
     CU_ASSERT_PTR_NULL(strstr(out, "Zq8s3cr3t"));
     CU_ASSERT_PTR_NULL(strstr(out, "Zq8keypw"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "sasl.jaas.config = [hidden]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "INFO  [worker] \tsasl.jaas.config = [hidden]"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "producer.ssl.key.password = [hidden]"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "group.id = connect-cluster"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "offset.flush.interval.ms = 10000"));
@@ -656,9 +906,19 @@ static void test_log_summary(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "offset.storage.partitions = 25"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "bootstrap.servers = localhost:9092"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "listeners = http://:8083"));
-    CU_ASSERT_EQUAL(count_of(out, "ignoring unknown worker config key some.unknown.key"), 1);
-    CU_ASSERT_EQUAL(count_of(out, "ignoring unknown worker config key"), 1);
-    CU_ASSERT_EQUAL(count_of(out, "ignoring listener https://:8443"), 1);
+    /* unknown keys are WARNs in Kafka's words; keys ferry uses (security.protocol) are not among them */
+    CU_ASSERT_EQUAL(count_of(out, "WARN  [worker] The configuration 'some.unknown.key' was supplied but isn't a "
+                                  "known config."), 1);
+    CU_ASSERT_EQUAL(count_of(out, "WARN  [worker] The configuration 'ferry.extension' was supplied but isn't a "
+                                  "known config."), 1);
+    CU_ASSERT_EQUAL(count_of(out, "isn't a known config"), 2);
+    CU_ASSERT_EQUAL(count_of(out, "WARN  [worker] The configuration 'producer.max.request.size' was supplied but "
+                                  "librdkafka has no such property"), 1);
+    CU_ASSERT_EQUAL(count_of(out, "librdkafka has no such property"), 1);
+    if (count_of(out, "librdkafka has no such property") != 1)
+        fprintf(stderr, "%s", out);
+    CU_ASSERT_PTR_NULL(strstr(out, "ignoring unknown"));
+    CU_ASSERT_EQUAL(count_of(out, "WARN  [worker] ignoring listener https://:8443"), 1);
     /* key order: bootstrap.servers before group.id before zookeeper.connect */
     const char *b = strstr(out, "bootstrap.servers ="), *g = strstr(out, "group.id ="),
                *z = strstr(out, "zookeeper.connect =");
@@ -695,9 +955,13 @@ static char *section(const char *out, const char *title)
 
 static void test_describe(void)
 {
-    props_t *p = base_with("sasl.jaas.config", "PlainLoginModule required password=\"Zq8s3cr3t\";");
+    props_t *p = base_with("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                                               "username=alice password=\"Zq8s3cr3t\";");
     props_set(p, "security.protocol", "SASL_SSL");
+    props_set(p, "sasl.mechanism", "PLAIN");
+    props_set(p, "ferry.log.level.ferry.task", "DEBUG");
     props_set(p, "producer.ssl.key.password", "Zq8keypw");
+    props_set(p, "producer.max.request.size", "1000");
     props_set(p, "producer.compression.type", "lz4");
     props_set(p, "consumer.max.poll.records", "500");
     props_set(p, "admin.listeners", "http://:8084");
@@ -715,7 +979,8 @@ static void test_describe(void)
     char *dst = section(out, "Destination cluster");
     CU_ASSERT_PTR_NOT_NULL(strstr(dst, "bootstrap.servers                  localhost:9092"));
     CU_ASSERT_PTR_NOT_NULL(strstr(dst, "security.protocol                  SASL_SSL"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "sasl.jaas.config                   [hidden]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "sasl.username                      alice (from sasl.jaas.config)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dst, "sasl.password                      [hidden] (from sasl.jaas.config)\n"));
     char *st = section(out, "Group and storage topics");
     CU_ASSERT_PTR_NOT_NULL(strstr(st, "connect-configs (1 partition, replication factor 3)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(st, "connect-offsets (the broker's default number of partitions, "
@@ -733,8 +998,13 @@ static void test_describe(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(zk, "chroot                             /prod\n"));
     CU_ASSERT_PTR_NOT_NULL(
         strstr(zk, "group path                         /prod/ferry/connect-cluster"));
+    char *logs = section(out, "Logging");
+    CU_ASSERT_PTR_NOT_NULL(strstr(logs, "ferry.log.level                    INFO\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(logs, "ferry.log.level.ferry.task         DEBUG"));
+    free(logs);
     char *prod = section(out, "Passed to the producers");
     CU_ASSERT_PTR_NOT_NULL(strstr(prod, "compression.type                   lz4"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(prod, "max.request.size                   1000 (not a librdkafka property: no effect)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(prod, "ssl.key.password                   [hidden]"));
     char *cons = section(out, "Passed to the consumers");
     CU_ASSERT_PTR_NOT_NULL(strstr(cons, "max.poll.records                   500"));
@@ -879,6 +1149,9 @@ int cu_register(void)
         {"zookeeper.connect", test_zookeeper_connect},
         {"converters and topics", test_converters_and_topics},
         {"passthrough", test_passthrough},
+        {"Java keystores and truststores", test_java_stores},
+        {"sasl.jaas.config per client", test_java_sasl},
+        {"typos, placeholders, ferry.log.level", test_mistakes},
         {"secrets", test_secrets},
         {"log summary", test_log_summary},
         {"describe (--check)", test_describe},
