@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "worker/bpass.h"
 #include "worker/copier.h"
 #include "worker/cstate.h"
 #include "worker/evq.h"
@@ -58,6 +59,7 @@ typedef struct htask {
     rtask_t *rt;
     wprod_t *wp; /* the shared producer it uses, or NULL */
     scons_t *sc; /* its source consumer (a reference), or NULL */
+    bpass_t *bp; /* its batch passthrough engine (a reference), or NULL: record by record */
     uint64_t instance;
     ht_state_t state;
     int exited; /* its thread has finished (stopped, or failed and kept to show FAILED) */
@@ -94,6 +96,7 @@ struct herder {
     copier_t *copier;      /* the copy threads every task runs on */
     tpool_t *setup_pool;   /* where tasks' setups run */
     scons_reg_t *scons;    /* the shared source consumers */
+    bpass_reg_t *bpass;    /* the batch passthrough engines */
     cstate_t *cs;
     json_t *statuses; /* status-topic key -> value */
     json_t *offsets;  /* canonical offset key -> {"connector","partition","offset"} */
@@ -634,6 +637,35 @@ static void task_refuse(herder_t *h, htask_t *t, const char *why)
     task_status(h, t->name, t->id, "FAILED", why);
 }
 
+/* copy.mode: the batch passthrough engine for the task's connections, or the record path.
+ * auto takes the engine where it can serve the task and says once why it cannot; batch makes
+ * that a failure. @returns 0, or -1 with @p why filled (copy.mode=batch not possible). */
+static int task_engine(herder_t *h, htask_t *t, char *why, size_t len)
+{
+    const char *mode = json_string_value(json_object_get(t->config, "copy.mode"));
+    mode = mode ? mode : "auto";
+    t->bp = NULL;
+    if (!strcmp(mode, "record"))
+        return 0;
+    const char *prov = json_string_value(json_object_get(t->config, "provenance.header.enable"));
+    ferr_t err = {0};
+    if (h->wc->eos_source)
+        snprintf(err.msg, sizeof err.msg, "exactly.once.source.support=enabled writes in transactions, which the "
+                 "batch path does not");
+    else if (prov && !strcasecmp(prov, "true"))
+        snprintf(err.msg, sizeof err.msg, "provenance.header.enable adds a header to every record");
+    else
+        t->bp = bpass_get(h->bpass, t->config, &err);
+    if (t->bp)
+        return 0;
+    if (!strcmp(mode, "batch")) {
+        snprintf(why, len, "copy.mode=batch, but record batches cannot be forwarded: %s", err.msg);
+        return -1;
+    }
+    FLOG(INFO, WORKER, "task %s-%d copies record by record: %s", t->name, t->id, err.msg);
+    return 0;
+}
+
 static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_tasks)
 {
     char why[1536];
@@ -662,6 +694,10 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
         task_refuse(h, t, err.msg);
         return;
     }
+    if (task_engine(h, t, why, sizeof why)) {
+        task_refuse(h, t, why);
+        return;
+    }
     json_t *offs = task_offsets(h, t->name);
     t->state = HT_STARTING;
     rtask_params_t p = {.connector = t->name,
@@ -676,6 +712,7 @@ static void task_start(herder_t *h, htask_t *t, cstate_conn_t *cc, int worker_ta
                         .wprod = t->wp = wprod_get(h, t->config, 0),
                         .scons = t->sc,
                         .copier = h->copier,
+                        .bpass = t->bp,
                         .setup_pool = h->setup_pool};
     t->rt = rtask_new(&p);
     json_decref(offs);
@@ -695,6 +732,7 @@ static void task_remove(herder_t *h, htask_t *t)
         json_decref(parts);
     }
     wprod_put(h, t->wp);
+    bpass_put(t->bp);
     json_decref(t->config);
     free(t->name);
     free(t);
@@ -1070,6 +1108,7 @@ herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
     h->copier = copier_new(wc->copy_threads);
     h->setup_pool = tpool_new(4);
     h->scons = scons_reg_new(wc, copier_threads(h->copier));
+    h->bpass = bpass_reg_new(wc);
     h->gsync = gsync_new(wc, h->queue);
     h->gsync_last = json_object();
     h2o_timeout_init(loop, &h->gsync_timeout, 1000);
@@ -1107,6 +1146,7 @@ void herder_destroy(herder_t *h)
     copier_destroy(h->copier);
     tpool_destroy(h->setup_pool);
     scons_reg_destroy(h->scons);
+    bpass_reg_destroy(h->bpass);
     store_destroy(h->store, 5000);
     if (h->gsync) {
         h2o_timeout_unlink(&h->gsync_tick);
@@ -1976,9 +2016,15 @@ void herder_metrics(herder_t *h, metrics_t *m)
         {"ferry_task_errors_total", "Source read errors and failed deliveries of the task."},
         {"ferry_task_send_retries_total", "Produce requests the destination producer retried."},
         {"ferry_task_offset_flushes_total", "Offset records (or transactions) the task stored."},
+        {"ferry_task_batch_records_total",
+         "Records copied in source record batches forwarded as they are (batch passthrough)."},
+        {"ferry_task_batches_total", "Source record batches forwarded as they are."},
+        {"ferry_task_batch_fallbacks_total",
+         "Partitions the batch passthrough engine handed to the record-by-record path."},
     };
-    for (int f = 0; f < 4; f++) {
-        if (f < 3)
+    enum { NCOUNTERS = sizeof task_counters / sizeof task_counters[0] };
+    for (int f = 0; f <= NCOUNTERS; f++) {
+        if (f < NCOUNTERS)
             metrics_family(m, task_counters[f].name, "counter", task_counters[f].help);
         else
             metrics_family(m, "ferry_task_replication_latency_seconds", "histogram",
@@ -1992,12 +2038,13 @@ void herder_metrics(herder_t *h, metrics_t *m)
             char id[16];
             snprintf(id, sizeof id, "%d", t->id);
             const char *labels[] = {"connector", t->name, "task", id, NULL};
-            if (f == 3)
+            const uint64_t v[NCOUNTERS] = {st.errors, st.retries, st.offsets_flushed, st.batch_records, st.batches,
+                                           st.fallbacks};
+            if (f == NCOUNTERS)
                 metrics_histogram(m, "ferry_task_replication_latency_seconds", labels, rtask_latency_bounds,
                                   st.latency, RTASK_LATENCY_BUCKETS, st.latency_sum_s);
             else
-                metrics_sample(m, task_counters[f].name, labels,
-                               (double)(f == 0 ? st.errors : f == 1 ? st.retries : st.offsets_flushed));
+                metrics_sample(m, task_counters[f].name, labels, (double)v[f]);
         }
     }
     int tasks = 0, conns = 0;

@@ -82,7 +82,9 @@ static const keydef_t defs[] = {
      "Write each record's source offset in a header, and resume a partition a task takes over "
      "right after the last source offset found at the end of its destination partition, so "
      "that records are not copied twice after a crash. false: no extra header; resume from the "
-     "stored offsets only (at-least-once)."},
+     "stored offsets only (at-least-once). Record-by-record copies only: a forwarded batch "
+     "(copy.mode) cannot take a header, and resumes by finding the destination's last batch "
+     "in the source."},
     {"source.offset.header.name", T_STRING, REPL_OFFSET_HEADER, 0, "LOW", "Delivery",
      "Name of the source-offset header (8-byte big-endian offset)."},
     {"exactly.once.support", T_STRING, "requested", 0, "MEDIUM", "Delivery",
@@ -117,6 +119,13 @@ static const keydef_t defs[] = {
      "With errors.tolerance=none every error fails the task and ferry logs it, whatever this says."},
     {"errors.log.include.messages", T_BOOLEAN, "false", 0, "MEDIUM", "Error Handling",
      "ferry never writes record keys, values or headers to its log, whatever this says."},
+    {"copy.mode", T_STRING, "auto", 0, "MEDIUM", "Delivery",
+     "How records are copied: batch forwards each source record batch as it is (ferry's own Kafka "
+     "client; keys, values, headers, timestamps and compression byte for byte, no decoding), with "
+     "the partition going record by record wherever a batch cannot be forwarded exactly; record "
+     "copies record by record (librdkafka); auto is batch where the connection settings and the "
+     "connector allow it (not with provenance.header.enable or exactly.once.source.support), "
+     "record otherwise. batch fails the tasks where it is not possible."},
     {"src.cluster.alias", T_STRING, "source", 0, "LOW", "Destination", "Name of the source cluster."},
     {"dest.cluster.alias", T_STRING, "destination", 0, "LOW", "Destination",
      "Name of the destination cluster."},
@@ -473,6 +482,12 @@ static char *check_value(const keydef_t *d, const char *v, const json_t *config,
         asprintf(&err, "Invalid value %s for configuration %s: Value must be at least 1", v, n);
     else if (!strcmp(n, "source.offset.header.name") && !*v)
         asprintf(&err, "Invalid value for configuration source.offset.header.name: must not be empty");
+    else if (!strcmp(n, "copy.mode") && strcmp(v, "auto") && strcmp(v, "record") && strcmp(v, "batch"))
+        asprintf(&err, "Invalid value %s for configuration copy.mode: must be auto, record or batch", v);
+    else if (!strcmp(n, "copy.mode") && !strcmp(v, "batch") &&
+             !strcasecmp(cfg_str(config, "provenance.header.enable"), "true"))
+        asprintf(&err, "Invalid value batch for configuration copy.mode: provenance.header.enable adds a header to "
+                       "every record, which a forwarded batch cannot carry");
     else if (!strcmp(n, "offset.start") && strcmp(v, "earliest") && strcmp(v, "latest"))
         asprintf(&err, "Invalid value %s for configuration offset.start: must be earliest or latest", v);
     else if (!strcmp(n, "sync.group.offsets.interval.ms") && cfg_ll(config, n) != 0 && cfg_ll(config, n) < 100)

@@ -372,6 +372,7 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->recv = p->recv;
     t->wp = p->wprod;
     t->sc = p->scons;
+    t->bp = p->bpass;
     t->copier = p->copier;
     t->setup_pool = p->setup_pool;
     pthread_mutex_init(&t->dq_lock, NULL);
@@ -448,6 +449,8 @@ void rtask_destroy(rtask_t *t)
     free(t->dq_spare.v);
     if (t->assigned)
         rd_kafka_topic_partition_list_destroy(t->assigned);
+    if (t->rec)
+        rd_kafka_topic_partition_list_destroy(t->rec);
     pthread_mutex_destroy(&t->dq_lock);
     pthread_cond_destroy(&t->exit_cond);
     pthread_mutex_destroy(&t->gate);
@@ -465,6 +468,9 @@ void rtask_get_stats(const rtask_t *t, rtask_stats_t *out)
     out->offsets_flushed = atomic_load(&w->flushed);
     out->errors = atomic_load(&w->errors);
     out->retries = atomic_load(&w->retries);
+    out->batch_records = atomic_load(&w->batch_records);
+    out->batches = atomic_load(&w->batches);
+    out->fallbacks = atomic_load(&w->fallbacks);
     for (int i = 0; i <= RTASK_LATENCY_BUCKETS; i++)
         out->latency[i] = atomic_load_explicit(&w->latency[i], memory_order_relaxed);
     out->latency_sum_s = (double)atomic_load(&w->latency_sum_ms) / 1000.0;

@@ -62,6 +62,8 @@ typedef struct rtask_params {
     struct scons *scons;   /* its source consumer (shared, or its own for a transactional task);
                               must outlive the task */
     struct copier *copier; /* the worker's copy threads */
+    struct bpass *bpass;   /* the batch passthrough engine for its connections, or NULL: record
+                              by record only (must outlive the task) */
     struct tpool *setup_pool; /* where the setup job runs */
 } rtask_params_t;
 
@@ -73,6 +75,7 @@ extern const double rtask_latency_bounds[RTASK_LATENCY_BUCKETS];
 /** Counters of a task, readable from any thread while it runs (atomics underneath). */
 typedef struct rtask_stats {
     uint64_t records, bytes, offsets_flushed, errors, retries;
+    uint64_t batch_records, batches, fallbacks; /* of records: forwarded in batches as they are */
     uint64_t latency[RTASK_LATENCY_BUCKETS + 1]; /* per bucket; the last: above every bound */
     double latency_sum_s;
 } rtask_stats_t;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "worker/bpass.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
 
@@ -98,6 +99,25 @@ static void queue_reports(rtask_t *t, const rd_kafka_message_t *const *m, size_t
         copier_wake(ct);
 }
 
+void rtask_batch_report(rtask_t *t, const dres_t *r, int settles)
+{
+    pthread_mutex_lock(&t->dq_lock);
+    if (t->dq.n == t->dq.cap) {
+        t->dq.cap = t->dq.cap ? 2 * t->dq.cap : 1024;
+        t->dq.v = realloc(t->dq.v, t->dq.cap * sizeof *t->dq.v);
+        if (!t->dq.v)
+            abort();
+    }
+    int first = t->dq.n == 0;
+    t->dq.v[t->dq.n++] = *r;
+    if (settles)
+        atomic_fetch_sub(&t->inflight, 1);
+    copier_thread_t *ct = t->ct;
+    pthread_mutex_unlock(&t->dq_lock);
+    if (first && ct)
+        copier_wake(ct);
+}
+
 void rtask_delivery_batch(rd_kafka_message_t **m, size_t n)
 {
     /* a batch is one partition's records, or a few: runs of the same task go in at once */
@@ -140,8 +160,58 @@ typedef struct tally {
     int64_t now_wall;
 } tally_t;
 
+static void to_record_path(rtask_t *t, tpart_t *tp, int64_t from);
+
+/* A report of the batch passthrough engine (bpass.h). */
+static void apply_batch_report(rtask_t *t, const dres_t *r, tally_t *sum)
+{
+    tpart_t *tp = r->tp;
+    switch (r->kind) {
+    case BPASS_ACK:
+        if (r->src_last + 1 > tp->acked)
+            tp->acked = r->src_last + 1;
+        if (r->dst_offset >= 0) { /* one batch: source and destination offsets advance together */
+            if (omap_record_run(&tp->map, r->src, r->dst_offset, r->src_last - r->src + 1))
+                t->map_new = 1;
+        }
+        sum->records += (uint64_t)r->records;
+        sum->bytes += r->bytes;
+        tp->tally_records += (uint64_t)r->records;
+        tp->tally_bytes += r->bytes;
+        atomic_fetch_add_explicit(&t->batch_records, (uint64_t)r->records, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->batches, 1, memory_order_relaxed);
+        count_latency(t, sum->now_wall, r->timestamp);
+        break;
+    case BPASS_SKIP: /* control batches, aborted transactions: nothing to copy there */
+        if (r->src_last + 1 > tp->acked)
+            tp->acked = r->src_last + 1;
+        atomic_store_explicit(&tp->st_next, tp->acked, memory_order_relaxed);
+        break;
+    case BPASS_DROP:
+        t->purged += 1;
+        break;
+    case BPASS_FAILED:
+        rtask_fail(t, "%s", r->msg ? r->msg : "the destination refused a batch");
+        break;
+    case BPASS_FALLBACK:
+        t->bp_live--;
+        atomic_fetch_add_explicit(&t->fallbacks, 1, memory_order_relaxed);
+        if (t->phase == RT_COPYING && !atomic_load(&t->stop) && !t->failed)
+            to_record_path(t, tp, r->src);
+        break;
+    case BPASS_RELEASED:
+        t->bp_live--;
+        break;
+    }
+    free(r->msg);
+}
+
 static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
 {
+    if (r->kind) {
+        apply_batch_report(t, r, sum);
+        return;
+    }
     tpart_t *tp = r->tp;
     if (!tp) { /* an offset record */
         if (r->err)
@@ -392,15 +462,33 @@ void rtask_copy_begin(rtask_t *t, copier_thread_t *ct, int64_t now)
     }
     if (atomic_load(&t->stop))
         return; /* rtask_copy_service stops it without assigning anything */
+    /* with an engine, every partition is forwarded (it hands back what it cannot forward);
+     * without, they are all on the record path */
+    t->rec = rd_kafka_topic_partition_list_new(t->nparts);
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        int64_t from = t->assigned->elems[i].offset;
+        if (t->bp && from >= 0) {
+            tp->batch = 1;
+            t->bp_live++;
+            bpass_add(t->bp, tp, from);
+            if (atomic_load(&t->paused))
+                bpass_pause(t->bp, tp, 1);
+        } else {
+            rd_kafka_topic_partition_list_add(t->rec, t->topics[tp->topic].name, tp->partition)->offset = from;
+        }
+    }
     ferr_t err = {0};
-    if (scons_add(t->sc, t->assigned, copier_queue(ct, t->sc), &err)) {
+    if (t->rec->cnt && scons_add(t->sc, t->rec, copier_queue(ct, t->sc), &err)) {
         rtask_fail(t, "%s", err.msg);
         return;
     }
     for (int i = 0; i < t->nparts; i++)
-        copier_map_add(ct, t->topics[t->parts[i].topic].name, t->parts[i].partition, &t->parts[i]);
+        if (!t->parts[i].batch)
+            copier_map_add(ct, t->topics[t->parts[i].topic].name, t->parts[i].partition, &t->parts[i]);
     if (atomic_load(&t->paused)) {
-        scons_pause(t->sc, t->assigned, 1);
+        if (t->rec->cnt)
+            scons_pause(t->sc, t->rec, 1);
         t->was_paused = 1;
     }
     t->owning = 1;
@@ -410,8 +498,28 @@ void rtask_copy_begin(rtask_t *t, copier_thread_t *ct, int64_t now)
     int64_t interval = t->txn && !t->txn_per_poll ? t->txn_interval_ms : t->wc->offset_flush_interval_ms;
     t->next_flush = now + interval;
     t->next_hwm = now;
-    FLOG(INFO, TASK, "task %s-%d copying %d partition(s)", t->connector, t->task, t->nparts);
+    FLOG(INFO, TASK, "task %s-%d copying %d partition(s) (%d forwarding record batches as they are)", t->connector,
+         t->task, t->nparts, t->bp_live);
     rtask_post(t, RTASK_EV_RUNNING, NULL);
+}
+
+/* A partition the engine handed back: copied record by record from @p from on. */
+static void to_record_path(rtask_t *t, tpart_t *tp, int64_t from)
+{
+    tp->batch = 0;
+    tp->expect = from;
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, t->topics[tp->topic].name, tp->partition)->offset = from;
+    ferr_t err = {0};
+    if (scons_add(t->sc, one, copier_queue(t->ct, t->sc), &err)) {
+        rtask_fail(t, "%s", err.msg);
+    } else {
+        rd_kafka_topic_partition_list_add(t->rec, t->topics[tp->topic].name, tp->partition)->offset = from;
+        copier_map_add(t->ct, t->topics[tp->topic].name, tp->partition, tp);
+        if (t->was_paused)
+            scons_pause(t->sc, one, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(one);
 }
 
 /* The source high watermarks, for the lag metric: as the shared consumer's fetches last saw
@@ -419,6 +527,8 @@ void rtask_copy_begin(rtask_t *t, copier_thread_t *ct, int64_t now)
 static void refresh_watermarks(rtask_t *t)
 {
     for (int i = 0; i < t->nparts; i++) {
+        if (t->parts[i].batch)
+            continue; /* the engine updates it from its fetches */
         int64_t hi = scons_hwm(t->sc, t->topics[t->parts[i].topic].name, t->parts[i].partition);
         if (hi >= 0)
             atomic_store_explicit(&t->parts[i].st_hwm, hi, memory_order_relaxed);
@@ -440,7 +550,11 @@ static void serve_copying(rtask_t *t, int64_t now, int64_t *next)
     }
     int paused = atomic_load(&t->paused);
     if (paused != t->was_paused) {
-        scons_pause(t->sc, t->assigned, paused);
+        if (t->rec->cnt)
+            scons_pause(t->sc, t->rec, paused);
+        for (int i = 0; i < t->nparts; i++)
+            if (t->parts[i].batch)
+                bpass_pause(t->bp, &t->parts[i], paused);
         t->was_paused = paused;
     }
     if (t->txn) {
@@ -486,9 +600,13 @@ static void begin_stop(rtask_t *t, int64_t now)
     if (t->failed)
         rtask_post(t, RTASK_EV_FAILED, t->trace);
     if (t->owning) {
-        scons_remove(t->sc, t->assigned);
+        if (t->rec->cnt)
+            scons_remove(t->sc, t->rec);
         for (int i = 0; i < t->nparts; i++)
-            copier_map_del(t->ct, t->topics[t->parts[i].topic].name, t->parts[i].partition);
+            if (t->parts[i].batch)
+                bpass_remove(t->bp, &t->parts[i], atomic_load(&t->fenced));
+            else
+                copier_map_del(t->ct, t->topics[t->parts[i].topic].name, t->parts[i].partition);
     }
     if (atomic_load(&t->fenced) && !t->wp)
         rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -500,6 +618,11 @@ static void begin_stop(rtask_t *t, int64_t now)
  * producer is purged only when the whole worker shuts down (or is fenced, by the herder). */
 static int drop_unsent(rtask_t *t)
 {
+    int closing = atomic_load(&t->fenced) || (t->wp && wprod_closing(t->wp));
+    if (t->bp_live && closing) /* the engine drops its batches of ours (sent ones too) */
+        for (int i = 0; i < t->nparts; i++)
+            if (t->parts[i].batch)
+                bpass_remove(t->bp, &t->parts[i], 1);
     if (!t->wp) {
         rd_kafka_purge(t->prod, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         return 1;
@@ -571,7 +694,7 @@ int rtask_copy_service(rtask_t *t, int64_t now, int64_t *next)
                     rd_kafka_error_destroy(e);
             }
         }
-        if (atomic_load(&t->inflight) > 0) {
+        if (atomic_load(&t->inflight) > 0 || t->bp_live > 0) {
             if (now >= t->stop_deadline && drop_unsent(t))
                 t->stop_deadline = INT64_MAX; /* the purge reports follow */
             else if (now >= t->stop_deadline)

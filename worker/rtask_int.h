@@ -48,6 +48,7 @@ typedef struct tpart {
     omap_t map;           /* source -> destination offsets of what was copied (omap.h) */
     omap_t map_committed; /* transactional mode: the map as of the last committed transaction */
     int altered;       /* the stored offset was set over REST: start exactly there */
+    int batch;         /* forwarded by the batch passthrough engine (bpass.h), not the record path */
     ofifo_t inflight;  /* copy thread: source offsets produced, not reported */
     uint64_t tally_records, tally_bytes; /* copy thread: this drain's counts, not yet in st_* */
     /* for rtask_foreach_partition (other threads read them) */
@@ -55,13 +56,18 @@ typedef struct tpart {
     atomic_int_fast64_t st_next, st_hwm;
 } tpart_t;
 
-/* One delivery report, queued by rtask_delivery_cb for the copy thread. */
+/* One delivery report, queued by rtask_delivery_cb (a record), or by the batch passthrough
+ * engine (kind != 0: bpass_report_t), for the copy thread. */
 typedef struct dres {
     tpart_t *tp;       /* NULL for an offset record */
     int64_t dst_offset;
-    int64_t timestamp; /* of the copy: the source record's */
-    size_t bytes;      /* key + value */
+    int64_t timestamp; /* of the copy: the source record's (a batch: its max timestamp) */
+    size_t bytes;      /* key + value (a batch: its size) */
     rd_kafka_resp_err_t err;
+    int kind;          /* 0: a record's delivery report; else a bpass_report_t */
+    int32_t records;   /* a batch's records */
+    int64_t src, src_last; /* a batch's source offsets */
+    char *msg;         /* BPASS_FAILED: why (malloc'd, freed when applied) */
 } dres_t;
 
 typedef struct dqueue {
@@ -95,8 +101,10 @@ struct rtask {
     copier_t *copier;
     tpool_t *setup_pool;
     scons_t *sc;             /* the (shared) source consumer, borrowed: the herder holds the reference */
+    struct bpass *bp;        /* the batch passthrough engine, borrowed; NULL: record path only */
     atomic_int stop, paused, fenced;
     atomic_uint_fast64_t records, bytes, flushed, errors, retries;
+    atomic_uint_fast64_t batch_records, batches, fallbacks; /* forwarded undecoded (bpass.h) */
     atomic_uint_fast64_t latency[RTASK_LATENCY_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_ms;
     atomic_int parts_ready; /* parts and topics are set up and stay until rtask_destroy */
@@ -121,7 +129,10 @@ struct rtask {
     int ntopics;
     tpart_t *parts;
     int nparts;
-    rd_kafka_topic_partition_list_t *assigned; /* what is assigned on sc, with start offsets */
+    rd_kafka_topic_partition_list_t *assigned; /* every partition, with its start offset */
+    rd_kafka_topic_partition_list_t *rec;      /* the ones on the record path (assigned on sc) */
+    int bp_live;            /* partitions the engine holds (added, not yet released) */
+    uint64_t st_fallbacks;
     int failed;
     int map_new; /* an offset map gained a segment: store it now */
     int copied;  /* records were produced since the last service: last_record = now */
@@ -160,6 +171,9 @@ int rtask_copy_service(rtask_t *t, int64_t now, int64_t *next);
 void rtask_copy_forget(rd_kafka_message_t *m);
 scons_t *rtask_copy_scons(const rtask_t *t);
 int rtask_copy_npartitions(const rtask_t *t);
+/** Queues a report of the batch passthrough engine (its thread) and wakes the copy thread;
+ *  @p settles: it ends one batch counted in inflight. @p r->msg is taken. */
+void rtask_batch_report(rtask_t *t, const dres_t *r, int settles);
 /** Applies every queued delivery report (copy thread). */
 void rtask_drain_reports(rtask_t *t);
 /** Queues an offset record for each partition whose acknowledged offset moved. */

@@ -1,4 +1,5 @@
 /* rtask_tail: where a partition continues when a task takes it over (rtask_int.h).
+ * (For partitions the batch passthrough engine forwards, see batch_tails below.)
  *
  * Every copy carries its source offset in a header (source.offset.header.name, 8 bytes
  * big-endian). A task reads the end of each of its destination partitions and resumes right
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "worker/bpass.h"
 #include "worker/flog.h"
 #include "worker/kutil.h"
 
@@ -156,6 +158,31 @@ static int read_destination_ends(rtask_t *t)
  * stored the offset itself is followed this way: a partition without one (a new connector,
  * offsets reset over REST) or with one set over REST starts exactly where it was told, and
  * assign() stores that start at once, so a crash from then on resumes from the destination. */
+/* With the batch passthrough engine the copies carry no header (a forwarded batch cannot be
+ * changed): the destination's last batch is looked for in the source instead, from the stored
+ * offset on (bpass_find_tail; a record-by-record copy's header is read first). Retried while
+ * either cluster cannot be read, as the record path does. */
+static int batch_tails(rtask_t *t)
+{
+    for (int i = 0; i < t->nparts && !atomic_load(&t->stop); i++) {
+        tpart_t *tp = &t->parts[i];
+        if (!needs_tail(tp))
+            continue;
+        for (int warned = 0; !atomic_load(&t->stop);) {
+            ferr_t err = {0};
+            if (!bpass_find_tail(t->bp, t->topics[tp->topic].name, t->topics[tp->topic].target, tp->partition,
+                                 tp->start, t->pos_header ? t->pos_header_name : NULL, &tp->dest_last,
+                                 &tp->dest_last_at, &err))
+                break;
+            if (!warned++)
+                FLOG(WARN, TASK, "task %s-%d: cannot read the end of %s[%d] yet (%s); retrying", t->connector,
+                     t->task, t->topics[tp->topic].target, tp->partition, err.msg);
+            usleep(500 * 1000);
+        }
+    }
+    return atomic_load(&t->stop) ? -1 : 0;
+}
+
 int rtask_resume_from_destination(rtask_t *t)
 {
     int any = 0;
@@ -163,9 +190,9 @@ int rtask_resume_from_destination(rtask_t *t)
         t->parts[i].dest_last = -1;
         any |= needs_tail(&t->parts[i]);
     }
-    if (!t->pos_header || !any) /* nothing to read: no consumer for it either */
+    if ((!t->pos_header && !t->bp) || !any) /* nothing to read: no consumer for it either */
         return 0;
-    if (read_destination_ends(t))
+    if (t->bp ? batch_tails(t) : read_destination_ends(t))
         return -1;
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
