@@ -26,6 +26,20 @@ int omap_record(omap_t *m, int64_t src, int64_t dst)
     return 1;
 }
 
+int omap_record_run(omap_t *m, int64_t src, int64_t dst, int64_t n)
+{
+    if (n <= 0)
+        return 0;
+    int rc = omap_record(m, src, dst);
+    if (m->n > 0) {
+        omap_seg_t *last = &m->seg[m->n - 1];
+        if (src >= last->src && src < last->src + last->n && dst == last->dst + (src - last->src) &&
+            src + n > last->src + last->n)
+            last->n = src + n - last->src;
+    }
+    return rc;
+}
+
 int64_t omap_end(const omap_t *m)
 {
     return m->n ? m->seg[m->n - 1].dst + m->seg[m->n - 1].n : -1;

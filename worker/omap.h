@@ -56,6 +56,9 @@ typedef struct omap_tr {
 /** Records that source offset @p src was written at destination offset @p dst.
  *  @returns 1 if that started a new segment (worth storing soon), else 0. */
 int omap_record(omap_t *m, int64_t src, int64_t dst);
+/** Records that source offsets @p src..src+n-1 were written at @p dst..dst+n-1 (a forwarded
+ *  batch). @returns as omap_record(). */
+int omap_record_run(omap_t *m, int64_t src, int64_t dst, int64_t n);
 /** The destination offset after the last segment, -1 for an empty map. */
 int64_t omap_end(const omap_t *m);
 /** Where a consumer whose next source offset is @p c continues on the destination; @p copied

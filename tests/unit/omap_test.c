@@ -53,6 +53,31 @@ static void test_segments(void)
     expect(&m, 260, 210, OMAP_EXACT, 359, 0);
 }
 
+/* forwarded batches: one run per batch, the same map as record by record */
+static void test_runs(void)
+{
+    omap_t a = {0}, b = {0};
+    CU_ASSERT_EQUAL(omap_record_run(&a, 100, 0, 0), 0); /* nothing */
+    CU_ASSERT_EQUAL(a.n, 0);
+    CU_ASSERT_EQUAL(omap_record_run(&a, 100, 0, 50), 1);
+    CU_ASSERT_EQUAL(omap_record_run(&a, 150, 50, 25), 0); /* the next batch continues it */
+    CU_ASSERT_EQUAL(omap_record_run(&a, 176, 75, 10), 1); /* a marker at 175 */
+    copy_range(&b, 100, 0, 75);
+    copy_range(&b, 176, 75, 10);
+    CU_ASSERT_EQUAL(a.n, b.n);
+    for (int i = 0; i < a.n && i < b.n; i++)
+        CU_ASSERT(a.seg[i].src == b.seg[i].src && a.seg[i].dst == b.seg[i].dst && a.seg[i].n == b.seg[i].n);
+    expect(&a, 186, 160, OMAP_EXACT, 60, 0);
+    expect(&a, 186, 175, OMAP_GAP, 75, 1);
+    expect(&a, 186, 186, OMAP_END, 85, 0);
+    /* a batch written again (a retry answered DUPLICATE later, or a re-copy): known */
+    CU_ASSERT_EQUAL(omap_record_run(&a, 176, 75, 10), 0);
+    CU_ASSERT_EQUAL(a.n, 2);
+    /* one that overlaps the end of the last run extends it */
+    CU_ASSERT_EQUAL(omap_record_run(&a, 180, 79, 20), 0);
+    CU_ASSERT_EQUAL(omap_end(&a), 99);
+}
+
 static void test_dropped_and_json(void)
 {
     omap_t m = {0};
@@ -93,6 +118,7 @@ int cu_register(void)
 {
     static const cu_test_t tests[] = {
         {"segments and translation: gaps, end, ahead, re-copies", test_segments},
+        {"runs of forwarded batches", test_runs},
         {"dropped segments, JSON round trip, malformed maps", test_dropped_and_json},
     };
     return cu_add_tests("omap", tests, sizeof tests / sizeof tests[0]);
