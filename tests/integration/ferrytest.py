@@ -615,13 +615,17 @@ def kafkatool(*args, timeout=600):
 
 
 def produce(bs, topic, n, size=None, partitions=None, start=None, headers=True, rate=None,
-            timeout_ms=None):
-    """Produces records start..start+n-1 (see kafkatool); raises AssertionError on failure."""
+            timeout_ms=None, txn_size=None, xconf=()):
+    """Produces records start..start+n-1 (see kafkatool); raises AssertionError on failure.
+    txn_size: in committed transactions of that many records; xconf: librdkafka properties
+    ("compression.codec=lz4", ...)."""
     args = ["produce", "-b", bs, "-t", topic, "-n", n]
     for flag, val in (("--size", size), ("--partitions", partitions), ("--start", start),
-                      ("--rate", rate), ("--timeout-ms", timeout_ms)):
+                      ("--rate", rate), ("--timeout-ms", timeout_ms), ("--txn-size", txn_size)):
         if val is not None:
             args += [flag, val]
+    for kv in xconf:
+        args += ["-X", kv]
     if not headers:
         args.append("--no-headers")
     rc, out = kafkatool(*args)
