@@ -169,6 +169,16 @@ class CopyTestCase(ClusterTestCase):
         self.assertEqual(r["rc"], 0, r)
         return r
 
+    def task_metric(self, family, connector):
+        """The sum over the connector's tasks of a task family in GET /metrics (0 if none)."""
+        st, _, raw, _ = http("GET", self.url + "/metrics")
+        self.assertEqual(st, 200, raw)
+        total = 0.0
+        for line in raw.decode().splitlines():
+            if line.startswith(family + "{") and f'connector="{connector}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def log_lines(self, needle):
         with open(self.worker.logpath, errors="replace") as f:
             return [line for line in f if needle in line]
@@ -345,7 +355,8 @@ class ReplicationTest(CopyTestCase):
     def test_e_headers_and_timestamps(self):
         produce(self.src, "hdr", 3000)                                  # with headers
         produce(self.src, "hdr", 300, start=3000, headers=False)        # without
-        self.create("hdr", topic="hdr", rename="hdr.replica")
+        # the source-offset header is the record path's (a forwarded batch cannot take one)
+        self.create("hdr", topic="hdr", rename="hdr.replica", **{"copy.mode": "record"})
         self.wait_total("hdr.replica", 3300, timeout=60)
         self.assert_exact("hdr", "hdr.replica", 3300)
         for part, off in ((0, 0), (1, 57), (2, 999), (0, 1000), (1, 1050)):
@@ -449,16 +460,28 @@ class ReplicationTest(CopyTestCase):
     def test_h_kill9_mid_copy(self):
         """Exactly once through kill -9: the restarted task resumes after the last source
         offset found at the end of each destination partition, not at the stored offsets."""
-        r, at_kill, stored = self.kill9_mid_copy("crash", header=True)
+        r, at_kill, stored = self.kill9_mid_copy("crash", header=True, **{"copy.mode": "record"})
         self.assertEqual(r["duplicates"], 0, r)
         resumed = [line for line in open(self.worker.logpath, errors="replace")
                    if "crash-" in line and "resumes at" in line]
         self.assertTrue(resumed, "no partition resumed from the destination after the kill")
+        self.assertEqual(self.task_metric("ferry_task_batch_records_total", "crash"), 0)
+
+    def test_h3_kill9_mid_copy_forwarding_batches(self):
+        """The same through batch passthrough: the copies carry no header, and the restarted
+        task finds each destination partition's last batch in the source."""
+        r, at_kill, stored = self.kill9_mid_copy("crash3", header=True, **{"copy.mode": "batch"})
+        self.assertEqual(r["duplicates"], 0, r)
+        resumed = [line for line in open(self.worker.logpath, errors="replace")
+                   if "crash3-" in line and "resumes at" in line]
+        self.assertTrue(resumed, "no partition resumed from the destination after the kill")
+        self.assertGreater(self.task_metric("ferry_task_batch_records_total", "crash3"), 0)
+        self.assertEqual(self.task_metric("ferry_task_batch_fallbacks_total", "crash3"), 0)
 
     def test_h2_kill9_mid_copy_without_offset_header(self):
         """With source.offset.header.enable=false: at least once, and only what was copied
         after the last stored offsets is copied again."""
-        r, at_kill, stored = self.kill9_mid_copy("crash2", header=False)
+        r, at_kill, stored = self.kill9_mid_copy("crash2", header=False, **{"copy.mode": "record"})
         self.assertLessEqual(r["duplicates"], at_kill - stored, r)
 
     # ------------------------------------------------------------------ 9. memory
