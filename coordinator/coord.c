@@ -317,12 +317,13 @@ static int register_member(coord_t *co)
     return 0;
 }
 
-/* The ZooKeeper client's own lines ("...:ZOO_ERROR@fn@line: text") through flog, at their level,
- * so that they carry a priority in the journal too. Runs on the client's threads. */
+/* The ZooKeeper client's own lines ("...:ZOO_ERROR@fn@line: text") through flog, so that they
+ * carry a priority in the journal too. Runs on the client's threads. Its errors are WARN: they
+ * are about one server connection (a node down, a refused connect), which the client retries
+ * on its own; what a lost session means for the group the coordinator says itself, once. */
 static void zk_log(const char *message)
 {
-    flog_level_t l = strstr(message, ":ZOO_ERROR@")  ? FLOG_ERROR
-                     : strstr(message, ":ZOO_WARN@") ? FLOG_WARN
+    flog_level_t l = strstr(message, ":ZOO_ERROR@") || strstr(message, ":ZOO_WARN@") ? FLOG_WARN
                      : strstr(message, ":ZOO_INFO@") ? FLOG_INFO
                                                      : FLOG_DEBUG;
     if (flog_enabled(l, FLOG_M_COORD))
