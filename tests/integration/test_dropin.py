@@ -172,8 +172,10 @@ class CheckAgreesWithStartup(unittest.TestCase):
     def test_check_as_user(self):
         if os.geteuid() != 0:
             self.skipTest("--check --as needs root")
-        # a directory outside /tmp (the unit's PrivateTmp hides /tmp) that the user can enter
-        d = tempfile.mkdtemp(prefix="ferry-as-", dir=build_dir())
+        # a directory outside /tmp and /var/tmp (the unit's PrivateTmp hides both; the build
+        # directory itself may be under /tmp, as in a fresh clone made with mktemp -d) that the
+        # user can enter
+        d = tempfile.mkdtemp(prefix="ferry-as-", dir="/var/lib")
         os.chmod(d, 0o755)
         try:
             ca = os.path.join(d, "ca.pem")
