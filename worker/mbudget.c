@@ -55,3 +55,10 @@ void mbudget_consumer_limits(int64_t budget_bytes, int queues, mbudget_limits_t 
 {
     mbudget_task_limits(budget_bytes, queues < 1 ? 1 : queues, 0, NULL, out);
 }
+
+int64_t mbudget_batch_bytes(int64_t budget_bytes)
+{
+    if (budget_bytes <= 0)
+        return 64 << 20;
+    return budget_bytes / 2 > (4 << 20) ? budget_bytes / 2 : 4 << 20;
+}

@@ -70,6 +70,16 @@ void mbudget_worker_producer_limits(int64_t budget_bytes, int64_t message_max_by
  */
 void mbudget_consumer_limits(int64_t budget_bytes, int queues, mbudget_limits_t *out);
 
+/**
+ * @brief The bytes a batch passthrough engine (bpass.h) may hold: fetched batches not yet
+ *        acknowledged plus the room its Fetch requests in flight ask for.
+ *
+ * Its partitions use neither the shared consumer's prefetch nor the shared producer's queue,
+ * so it takes the consumer half of the budget (budget / 2, at least 4 MiB: a few fetches);
+ * with @p budget_bytes 0, 64 MiB.
+ */
+int64_t mbudget_batch_bytes(int64_t budget_bytes);
+
 /** Bytes of producer budget per queued record (see mbudget_task_limits()). */
 #define MBUDGET_RECORD_COST 1024
 

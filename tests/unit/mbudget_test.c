@@ -89,10 +89,18 @@ static void test_consumer_limits(void)
     CU_ASSERT_EQUAL(l.consumer_kbytes, 16384);
 }
 
+static void test_batch_bytes(void)
+{
+    CU_ASSERT_EQUAL(mbudget_batch_bytes(32LL << 20), 16LL << 20);
+    CU_ASSERT_EQUAL(mbudget_batch_bytes(2LL << 20), 4LL << 20); /* floor: a few fetches */
+    CU_ASSERT_EQUAL(mbudget_batch_bytes(0), 64LL << 20);       /* no budget */
+}
+
 int cu_register(void)
 {
     static const cu_test_t tests[] = {
         {"shared consumer per copy-thread queue", test_consumer_limits},
+        {"batch passthrough engine", test_batch_bytes},
         {"share of the budget", test_share},
         {"floors", test_floors},
         {"message.max.bytes fits", test_message_max_bytes},
