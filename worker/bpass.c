@@ -26,6 +26,7 @@
 
 #include "worker/flog.h"
 #include "worker/kutil.h"
+#include "worker/mbudget.h"
 #include "worker/rtask_int.h"
 
 #define SRC 0
@@ -33,7 +34,10 @@
 #define FETCH_MAX_WAIT_MS 100
 #define FETCH_PARTITION_MAX_BYTES (1 << 20)
 #define QUEUE_MAX_BYTES (4 << 20)  /* fetched, not yet acknowledged, per partition */
+#define FETCH_MAX_BYTES (16 << 20) /* one Fetch's answer */
+#define FETCH_MIN_ROOM (64 << 10)  /* below it, wait for acknowledgements before fetching */
 #define METADATA_EVERY_MS 30000
+#define HWM_EVERY_MS 1000 /* paused partitions' high watermarks (the lag metric), as scons does */
 #define RECONNECT_BACKOFF_MS 500
 #define REQUEST_TIMEOUT_MS 30000
 
@@ -50,7 +54,10 @@
 #define E_RECORD_LIST_TOO_LARGE 18
 #define E_NOT_ENOUGH_REPLICAS 19
 #define E_NOT_ENOUGH_REPLICAS_AFTER_APPEND 20
+#define E_OUT_OF_ORDER_SEQUENCE 45
 #define E_DUPLICATE_SEQUENCE 46
+#define E_INVALID_PRODUCER_EPOCH 47
+#define E_UNKNOWN_PRODUCER_ID 59
 #define E_KAFKA_STORAGE_ERROR 56
 #define E_FENCED_LEADER_EPOCH 74
 #define E_UNKNOWN_LEADER_EPOCH 75
@@ -62,11 +69,23 @@ typedef struct bbatch {
     size_t len;
     int64_t src_base, src_last, max_ts;
     int32_t records;
-    int sent; /* in a request now */
+    int sent;    /* in a request now */
+    int stamped; /* producer id, epoch and sequence written in (at its first send) */
 } bbatch_t;
+
+/* The next sequence number of a destination partition under the engine's producer id: kept
+ * across the partition's owners (a task that goes and one that comes on this worker share the
+ * producer id), reset with a new producer id. */
+typedef struct bseq {
+    struct bseq *next;
+    char *topic;
+    int32_t partition;
+    int32_t next_seq;
+} bseq_t;
 
 typedef struct bpart {
     struct bpart *next;
+    struct bpass *bp;
     tpart_t *tp;   /* NULL once released: nothing more is reported */
     rtask_t *t;
     char *src_topic, *dst_topic;
@@ -79,9 +98,8 @@ typedef struct bpart {
     int removing;           /* no more fetches; drop what is queued */
     int paused;             /* no more fetches for now */
     int64_t fallback_at;    /* >= 0: stop forwarding there, hand the partition back */
-    int32_t next_seq;
-    int64_t aborted_pid;    /* read_committed: inside an aborted transaction of this producer, -1 none */
-    json_t *aborted;        /* pending aborted transactions: [[producer id, first offset], ...] */
+    bseq_t *seq;
+    bpass_txn_t txn;        /* read_committed: the source's aborted transactions */
     int nreq;               /* requests in flight that list it: freed only when 0 */
 } bpart_t;
 
@@ -91,7 +109,7 @@ typedef struct breq {
     int16_t api, version;
     bpart_t **parts; /* fetch: the partitions asked for; produce: those whose head batch is in it */
     int n;
-    uint8_t *frame_keep; /* a produce request's batches stay in the bpart queues */
+    size_t reserve;  /* a fetch: the bytes its answer may bring (counted in the engine's bound) */
 } breq_t;
 
 typedef struct bconn {
@@ -133,8 +151,12 @@ struct bpass {
     kwire_metadata_resp_t md[2];
     int have_md[2];
     int64_t md_at[2], md_wanted;
-    int64_t pid;
+    int64_t hwm_at;
+    size_t max_bytes;        /* mbudget_batch_bytes(): queued batches + fetch room in flight */
+    size_t queued, reserved; /* of it: batches held, and what fetches in flight may bring */
+    int64_t pid;  /* -1: ask for one (InitProducerId) before the next Produce */
     int16_t epoch;
+    bseq_t *seqs;
     atomic_uint_fast64_t st_batches, st_records, st_bytes, st_fallbacks, st_skipped;
 };
 
@@ -175,6 +197,7 @@ static void drop_queued(bpart_t *p)
         }
         *pp = b->next;
         p->queued_bytes -= b->len;
+        p->bp->queued -= b->len;
         report(p, BPASS_DROP, b->src_base, b->src_last, -1, 0, 0, 0, NULL);
         batch_free(b);
     }
@@ -220,7 +243,7 @@ static void part_reap(bpass_t *bp, bpart_t *p)
             *pp = p->next;
             break;
         }
-    json_decref(p->aborted);
+    bpass_txn_dispose(&p->txn);
     free(p->src_topic);
     free(p->dst_topic);
     free(p);
@@ -230,15 +253,28 @@ static void part_reap(bpass_t *bp, bpart_t *p)
 static void abandon(bpass_t *bp, bpart_t *p)
 {
     for (bbatch_t *b = p->head; b; b = b->next)
-        b->sent = 0;
+        if (b->sent) {
+            /* written or not, nobody will know: the partition's next batch (another owner's,
+             * on this worker) must not follow it in sequence, so a new producer id */
+            bp->pid = -1;
+            b->sent = 0;
+        }
     drop_queued(p);
     p->fetching = 0; /* a fetch in flight is ignored when it comes (removing) */
     release(bp, p);
 }
 
+/* Stops forwarding @p p: the record path takes it from the first offset not written, @p at or
+ * the first batch still queued (dropped here), whichever is lower; a batch in flight is still
+ * answered first (part_reap), and if it fails too, the hand-back moves down to it. */
 static void fall_back(bpart_t *p, int64_t at, const char *why)
 {
-    if (p->fallback_at >= 0 || !p->tp)
+    if (!p->tp)
+        return;
+    for (bbatch_t *b = p->head; b; b = b->next)
+        if (!b->sent && b->src_base < at)
+            at = b->src_base;
+    if (p->fallback_at >= 0 && p->fallback_at <= at)
         return;
     rtask_t *t = p->t;
     FLOG(INFO, TASK, "task %s-%d: %s[%d] copied record by record from offset %lld on: %s", t->connector, t->task,
@@ -301,11 +337,12 @@ static void conn_fail(bpass_t *bp, bconn_t *bc, const char *why)
     FLOG(DEBUG, TASK, "batch passthrough: %s: %s", bc->c ? kconn_peer(bc->c) : bc->host, why);
     for (breq_t *r = bc->head, *next; r; r = next) {
         next = r->next;
+        bp->reserved -= r->reserve;
         for (int i = 0; i < r->n; i++) {
             r->parts[i]->nreq--;
             if (r->api == KWIRE_API_FETCH)
                 r->parts[i]->fetching = 0;
-            else if (r->parts[i]->head)
+            else if (r->api == KWIRE_API_PRODUCE && r->parts[i]->head)
                 r->parts[i]->head->sent = 0;
         }
         free(r->parts);
@@ -416,6 +453,8 @@ static int init_producer(bpass_t *bp, int64_t now)
         if (!resp.error_code) {
             bp->pid = resp.producer_id;
             bp->epoch = resp.producer_epoch;
+            for (bseq_t *q = bp->seqs; q; q = q->next)
+                q->next_seq = 0;
             FLOG(INFO, TASK, "batch passthrough: producer id %lld epoch %d", (long long)bp->pid, bp->epoch);
         }
         kwire_initpid_resp_dispose(&resp);
@@ -456,12 +495,28 @@ static int topics_of(bpart_t **ps, int n, int side, const char **out)
 /* One Fetch to a source leader for every partition it leads that has room. */
 static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
 {
+    /* the engine's bound: what is held plus what answers in flight may bring */
+    size_t used = bp->queued + bp->reserved;
+    if (used + FETCH_MIN_ROOM > bp->max_bytes)
+        return;
+    size_t room = bp->max_bytes - used;
+    if (room > FETCH_MAX_BYTES)
+        room = FETCH_MAX_BYTES;
     int n = 0;
     for (bpart_t *p = bp->parts; p; p = p->next)
         n += p->src_leader == bc->node && !p->fetching && !p->removing && !p->paused && p->fallback_at < 0 &&
              p->queued_bytes < QUEUE_MAX_BYTES;
     if (!n)
         return;
+    /* an answer brings at most a partition's maximum per partition: reserve no more, so that
+     * a long poll of a few idle partitions leaves room for the other brokers' fetches */
+    if (room > (size_t)n * FETCH_PARTITION_MAX_BYTES)
+        room = (size_t)n * FETCH_PARTITION_MAX_BYTES;
+    size_t nsrc = 0; /* and each source broker its share of the bound */
+    for (bconn_t *x = bp->conns; x; x = x->next)
+        nsrc += x->side == SRC;
+    if (nsrc > 1 && room > bp->max_bytes / nsrc)
+        room = bp->max_bytes / nsrc > FETCH_MIN_ROOM ? bp->max_bytes / nsrc : FETCH_MIN_ROOM;
     kconn_t *c = conn_open(bp, bc, now);
     if (!c)
         return;
@@ -490,12 +545,13 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
         for (int j = 0; j < n; j++)
             if (!strcmp(ps[j]->src_topic, tn[i]))
                 pp[at++] = (kwire_fetch_req_partition_t){ps[j]->partition, -1, ps[j]->fetch_at, -1,
-                                                         FETCH_PARTITION_MAX_BYTES};
+                                                         room < FETCH_PARTITION_MAX_BYTES ? (int32_t)room
+                                                                                          : FETCH_PARTITION_MAX_BYTES};
         tt[i].n_partitions = (int32_t)(pp + at - tt[i].partitions);
     }
     for (int j = 0; j < n; j++)
         ps[j]->fetching = 1; /* the response is matched by topic and partition */
-    kwire_fetch_req_t req = {.max_wait_ms = FETCH_MAX_WAIT_MS, .min_bytes = 1, .max_bytes = 16 << 20,
+    kwire_fetch_req_t req = {.max_wait_ms = FETCH_MAX_WAIT_MS, .min_bytes = 1, .max_bytes = (int32_t)room,
                              .isolation_level = (int8_t)bp->read_committed, .topics = tt, .n_topics = nt};
     kwire_wr_t w;
     kwire_wr_init(&w);
@@ -509,6 +565,8 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
         r->version = v;
         r->parts = ps;
         r->n = n;
+        r->reserve = room;
+        bp->reserved += room;
         req_push(bc, r);
         ps = NULL;
     } else {
@@ -522,6 +580,12 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
     free(tn);
     free(tt);
     free(pp);
+}
+
+/* Kafka's sequence after @p n more records (DefaultRecordBatch.incrementSequence: wraps to 0). */
+static int32_t next_sequence(int32_t seq, int32_t n)
+{
+    return seq > INT32_MAX - n ? n - (INT32_MAX - seq) - 1 : seq + n;
 }
 
 /* One Produce to a destination leader: the first batch of each of its partitions with one
@@ -561,6 +625,16 @@ static void send_produce(bpass_t *bp, bconn_t *bc, int64_t now)
         if (atomic_load(&p->t->fenced)) {
             drop_queued(p);
             continue;
+        }
+        bbatch_t *b = p->head;
+        if (!b->stamped) { /* the sequence is taken only by a batch that is sent */
+            ferr_t serr = {0};
+            if (kwire_batch_rewrite(b->data, b->data, b->len, 0, bp->pid, bp->epoch, p->seq->next_seq, -1, &serr)) {
+                fall_back(p, b->src_base, serr.msg);
+                continue;
+            }
+            b->stamped = 1;
+            p->seq->next_seq = next_sequence(p->seq->next_seq, b->records);
         }
         ps[k++] = p;
     }
@@ -612,6 +686,64 @@ static void send_produce(bpass_t *bp, bconn_t *bc, int64_t now)
     free(pp);
 }
 
+/* The high watermarks of the paused partitions @p bc's broker leads (nothing fetches them, and
+ * the lag metric wants them), pipelined behind whatever is in flight there. */
+static void send_offsets(bpass_t *bp, bconn_t *bc, int64_t now)
+{
+    int n = 0;
+    for (bpart_t *p = bp->parts; p; p = p->next)
+        n += p->src_leader == bc->node && p->paused && !p->removing && p->fallback_at < 0 && p->tp;
+    if (!n || !bc->c || !kconn_ok(bc->c))
+        return;
+    int16_t v = kconn_version(bc->c, KWIRE_API_LIST_OFFSETS, 1, KWIRE_LISTOFFSETS_SAFE_MAX);
+    if (v < 0)
+        return;
+    bpart_t **ps = calloc((size_t)n, sizeof *ps);
+    const char **tn = calloc((size_t)n, sizeof *tn);
+    kwire_listoffsets_req_topic_t *tt = calloc((size_t)n, sizeof *tt);
+    kwire_listoffsets_req_partition_t *pp = calloc((size_t)n, sizeof *pp);
+    if (!ps || !tn || !tt || !pp)
+        abort();
+    int k = 0;
+    for (bpart_t *p = bp->parts; p; p = p->next)
+        if (p->src_leader == bc->node && p->paused && !p->removing && p->fallback_at < 0 && p->tp)
+            ps[k++] = p;
+    int nt = topics_of(ps, n, SRC, tn), at = 0;
+    for (int i = 0; i < nt; i++) {
+        tt[i].topic = tn[i];
+        tt[i].partitions = pp + at;
+        for (int j = 0; j < n; j++)
+            if (!strcmp(ps[j]->src_topic, tn[i]))
+                pp[at++] = (kwire_listoffsets_req_partition_t){ps[j]->partition, -1, KWIRE_OFFSET_LATEST};
+        tt[i].n_partitions = (int32_t)(pp + at - tt[i].partitions);
+    }
+    kwire_listoffsets_req_t req = {.isolation_level = 0, .topics = tt, .n_topics = nt};
+    kwire_wr_t w;
+    kwire_wr_init(&w);
+    kwire_req_hdr_t h = kconn_hdr(bc->c, v);
+    ferr_t err = {0};
+    if (kwire_listoffsets_req_write(&w, &h, &req, &err) == FERR_OK &&
+        kconn_send(bc->c, &w, REQUEST_TIMEOUT_MS, NULL, &err) == FERR_OK) {
+        breq_t *r = calloc(1, sizeof *r);
+        if (!r)
+            abort();
+        r->api = KWIRE_API_LIST_OFFSETS;
+        r->version = v;
+        r->parts = ps;
+        r->n = n;
+        req_push(bc, r);
+        ps = NULL;
+    } else if (!kconn_ok(bc->c)) {
+        conn_fail(bp, bc, err.msg);
+    }
+    (void)now;
+    kwire_wr_dispose(&w);
+    free(ps);
+    free(tn);
+    free(tt);
+    free(pp);
+}
+
 /* ---- responses ------------------------------------------------------------------------------ */
 
 static int retriable(int16_t e)
@@ -622,35 +754,98 @@ static int retriable(int16_t e)
            e == E_UNKNOWN_LEADER_EPOCH;
 }
 
-/* read_committed: is @p b a batch of a transaction the source aborted? Kafka's rule: a producer's
- * transactional batches are aborted from the first offset the aborted-transaction list gives for
- * it until that producer's abort marker. */
-static int aborted(bpart_t *p, const kwire_batch_t *b)
+/* ---- what becomes of a fetched batch (pure; bpass.h) ------------------------------------------ */
+
+void bpass_txn_note(bpass_txn_t *x, int64_t producer_id, int64_t first_offset)
 {
-    if (!p->aborted)
-        return 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(p->aborted, i, e) {
-        if (json_integer_value(json_array_get(e, 0)) == b->producer_id &&
-            json_integer_value(json_array_get(e, 1)) <= b->base_offset) {
-            p->aborted_pid = b->producer_id;
-            json_array_remove(p->aborted, i);
-            break;
-        }
+    for (int i = 0; i < x->n; i++)
+        if (x->pending[i].producer_id == producer_id && x->pending[i].first_offset == first_offset)
+            return; /* every Fetch that overlaps it lists it again */
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 8;
+        x->pending = realloc(x->pending, (size_t)x->cap * sizeof *x->pending);
+        if (!x->pending)
+            abort();
     }
-    return b->is_transactional && p->aborted_pid == b->producer_id;
+    x->pending[x->n++] = (bpass_aborted_t){producer_id, first_offset};
 }
 
-/* The batches of one partition of a Fetch response: checked, rewritten, queued. */
+void bpass_txn_dispose(bpass_txn_t *x)
+{
+    free(x->pending);
+    free(x->open);
+    memset(x, 0, sizeof *x);
+}
+
+static int txn_is_open(const bpass_txn_t *x, int64_t pid)
+{
+    for (int i = 0; i < x->nopen; i++)
+        if (x->open[i] == pid)
+            return 1;
+    return 0;
+}
+
+/* Kafka's consumer (read_committed): the aborted transactions that start at or before the
+ * batch's last offset are open from there until their producer's marker. */
+static void txn_advance(bpass_txn_t *x, const kwire_batch_t *b)
+{
+    int64_t last = b->base_offset + b->last_offset_delta;
+    for (int i = 0; i < x->n;) {
+        if (x->pending[i].first_offset > last) {
+            i++;
+            continue;
+        }
+        if (!txn_is_open(x, x->pending[i].producer_id)) {
+            x->open = realloc(x->open, (size_t)(x->nopen + 1) * sizeof *x->open);
+            if (!x->open)
+                abort();
+            x->open[x->nopen++] = x->pending[i].producer_id;
+        }
+        x->pending[i] = x->pending[--x->n];
+    }
+    if (b->is_control) /* its marker (abort, or a commit of one not open: nothing to close) */
+        for (int i = 0; i < x->nopen; i++)
+            if (x->open[i] == b->producer_id) {
+                x->open[i] = x->open[--x->nopen];
+                break;
+            }
+}
+
+bpass_verdict_t bpass_judge(const kwire_batch_t *b, int64_t want, bpass_txn_t *txn, int64_t *at, const char **why)
+{
+    *at = want;
+    *why = NULL;
+    if (b->magic != 2) {
+        *why = "a batch of an old message format (magic < 2)";
+        return BPASS_HANDBACK;
+    }
+    int64_t last = b->base_offset + b->last_offset_delta;
+    if (last < want)
+        return BPASS_BEFORE;
+    if (b->base_offset < want) {
+        *why = "the first batch starts before the wanted offset";
+        return BPASS_HANDBACK;
+    }
+    if (txn && b->producer_id >= 0) {
+        txn_advance(txn, b);
+        if (!b->is_control && b->is_transactional && txn_is_open(txn, b->producer_id))
+            return BPASS_SKIPPED; /* a batch of an aborted transaction */
+    }
+    if (b->is_control)
+        return BPASS_SKIPPED;
+    *at = b->base_offset;
+    *why = !kwire_batch_crc_ok(b)          ? "a batch whose CRC does not match (corrupt at the source)"
+           : !kwire_batch_is_contiguous(b) ? "a batch with offset gaps (compacted)"
+           : b->timestamp_type == 1        ? "a batch with LogAppendTime timestamps"
+                                           : NULL;
+    return *why ? BPASS_HANDBACK : BPASS_FORWARD;
+}
+
+/* The batches of one partition of a Fetch response: judged, copied, queued. */
 static void take_records(bpass_t *bp, bpart_t *p, const kwire_fetch_partition_t *fp)
 {
-    for (int i = 0; bp->read_committed && i < fp->n_aborted_transactions; i++) {
-        if (!p->aborted)
-            p->aborted = json_array();
-        json_array_append_new(p->aborted, json_pack("[I,I]", (json_int_t)fp->aborted_transactions[i].producer_id,
-                                                    (json_int_t)fp->aborted_transactions[i].first_offset));
-    }
+    for (int i = 0; bp->read_committed && i < fp->n_aborted_transactions; i++)
+        bpass_txn_note(&p->txn, fp->aborted_transactions[i].producer_id, fp->aborted_transactions[i].first_offset);
     kwire_batch_iter_t it;
     kwire_batch_iter_init(&it, fp->records, fp->records ? fp->records_len : 0);
     kwire_batch_t b;
@@ -663,48 +858,31 @@ static void take_records(bpass_t *bp, bpart_t *p, const kwire_fetch_partition_t 
             fall_back(p, p->fetch_at, err.msg);
             return;
         }
-        if (b.magic != 2) {
-            fall_back(p, p->fetch_at, "a batch of an old message format (magic < 2)");
+        int64_t last = b.base_offset + b.last_offset_delta, at;
+        const char *why;
+        switch (bpass_judge(&b, p->fetch_at, bp->read_committed ? &p->txn : NULL, &at, &why)) {
+        case BPASS_BEFORE:
+            continue;
+        case BPASS_HANDBACK:
+            fall_back(p, at, why);
             return;
-        }
-        int64_t last = b.base_offset + b.last_offset_delta;
-        if (last < p->fetch_at)
-            continue; /* wholly before what we asked for */
-        if (b.base_offset < p->fetch_at) {
-            fall_back(p, p->fetch_at, "the first batch starts before the wanted offset");
-            return;
-        }
-        if (b.is_control || (bp->read_committed && aborted(p, &b))) {
-            if (b.is_control && p->aborted_pid == b.producer_id)
-                p->aborted_pid = -1; /* the abort marker ends it */
+        case BPASS_SKIPPED:
             atomic_fetch_add(&bp->st_skipped, 1);
             report(p, BPASS_SKIP, b.base_offset, last, -1, 0, 0, 0, NULL);
             p->fetch_at = last + 1;
             continue;
-        }
-        const char *why = !kwire_batch_crc_ok(&b)             ? "a batch whose CRC does not match (corrupt at the source)"
-                          : !kwire_batch_is_contiguous(&b)    ? "a batch with offset gaps (compacted)"
-                          : b.timestamp_type == 1             ? "a batch with LogAppendTime timestamps"
-                                                              : NULL;
-        if (why) {
-            fall_back(p, b.base_offset, why);
-            return;
+        case BPASS_FORWARD:
+            break;
         }
         bbatch_t *q = calloc(1, sizeof *q);
         if (!q || !(q->data = malloc(b.len)))
             abort();
-        if (kwire_batch_rewrite(q->data, b.data, b.len, 0, bp->pid, bp->epoch, p->next_seq, -1, &err)) {
-            free(q->data);
-            free(q);
-            fall_back(p, b.base_offset, err.msg);
-            return;
-        }
+        memcpy(q->data, b.data, b.len); /* stamped when first sent (send_produce) */
         q->len = b.len;
         q->src_base = b.base_offset;
         q->src_last = last;
         q->records = b.record_count;
         q->max_ts = b.max_timestamp;
-        p->next_seq += b.record_count;
         atomic_fetch_add(&p->t->inflight, 1);
         if (p->tail)
             p->tail->next = q;
@@ -712,6 +890,7 @@ static void take_records(bpass_t *bp, bpart_t *p, const kwire_fetch_partition_t 
             p->head = q;
         p->tail = q;
         p->queued_bytes += q->len;
+        bp->queued += q->len;
         p->fetch_at = last + 1;
     }
 }
@@ -756,6 +935,22 @@ static void on_fetch(bpass_t *bp, breq_t *r, const uint8_t *body, size_t len)
     kwire_fetch_resp_dispose(&resp);
 }
 
+static void on_offsets(breq_t *r, const uint8_t *body, size_t len)
+{
+    kwire_listoffsets_resp_t resp;
+    ferr_t err = {0};
+    if (kwire_listoffsets_resp_decode(body, len, r->version, &resp, &err))
+        return; /* a lag figure missed; the next round asks again */
+    for (int ti = 0; ti < resp.n_topics; ti++)
+        for (int pi = 0; pi < resp.topics[ti].n_partitions; pi++) {
+            const kwire_listoffsets_partition_t *lp = &resp.topics[ti].partitions[pi];
+            bpart_t *p = find_in(r, resp.topics[ti].topic, lp->partition, SRC);
+            if (p && p->tp && !lp->error_code && lp->offset >= 0)
+                atomic_store_explicit(&p->tp->st_hwm, lp->offset, memory_order_relaxed);
+        }
+    kwire_listoffsets_resp_dispose(&resp);
+}
+
 static void on_produce(bpass_t *bp, breq_t *r, const uint8_t *body, size_t len)
 {
     kwire_produce_resp_t resp;
@@ -779,6 +974,7 @@ static void on_produce(bpass_t *bp, breq_t *r, const uint8_t *body, size_t len)
             if (!p->head)
                 p->tail = NULL;
             p->queued_bytes -= b->len;
+            bp->queued -= b->len;
             atomic_fetch_add(&bp->st_batches, 1);
             atomic_fetch_add(&bp->st_records, (uint64_t)b->records);
             atomic_fetch_add(&bp->st_bytes, b->len);
@@ -787,15 +983,17 @@ static void on_produce(bpass_t *bp, breq_t *r, const uint8_t *body, size_t len)
             batch_free(b);
         } else if (e == -1 || retriable(e)) {
             bp->md_wanted = 1; /* resent (same bytes, same sequence) once the leader is known */
+        } else if (e == E_OUT_OF_ORDER_SEQUENCE || e == E_INVALID_PRODUCER_EPOCH || e == E_UNKNOWN_PRODUCER_ID) {
+            /* the broker lost track of our producer state (or we of its): a new producer id,
+             * and the batch is stamped again under it */
+            if (bp->pid >= 0)
+                FLOG(WARN, TASK, "batch passthrough: %s[%d]: %s; asking for a new producer id", p->dst_topic,
+                     p->partition, kwire_error_name(e));
+            bp->pid = -1;
+            b->stamped = 0;
         } else if (e == E_MESSAGE_TOO_LARGE || e == E_RECORD_LIST_TOO_LARGE || e == E_CORRUPT_MESSAGE ||
                    e == E_INVALID_RECORD) {
-            fall_back(p, b->src_base, kwire_error_name(e));
-            p->head = b->next;
-            if (!p->head)
-                p->tail = NULL;
-            p->queued_bytes -= b->len;
-            report(p, BPASS_DROP, b->src_base, b->src_last, -1, 0, 0, 0, NULL);
-            batch_free(b);
+            fall_back(p, b->src_base, kwire_error_name(e)); /* drops it with the rest (unsent now) */
         } else {
             char msg[256];
             snprintf(msg, sizeof msg, "producing to %s[%d] failed: %s%s%s", p->dst_topic, p->partition,
@@ -804,6 +1002,7 @@ static void on_produce(bpass_t *bp, breq_t *r, const uint8_t *body, size_t len)
             if (!p->head)
                 p->tail = NULL;
             p->queued_bytes -= b->len;
+            bp->queued -= b->len;
             report(p, BPASS_FAILED, b->src_base, b->src_last, -1, 0, 0, 0, msg);
             batch_free(b);
             p->removing = 1; /* the task fails and removes it */
@@ -832,8 +1031,11 @@ static void serve_conn(bpass_t *bp, bconn_t *bc)
         bc->head = r->next;
         if (!bc->head)
             bc->tail = NULL;
+        bp->reserved -= r->reserve;
         if (r->api == KWIRE_API_FETCH)
             on_fetch(bp, r, body, len);
+        else if (r->api == KWIRE_API_LIST_OFFSETS)
+            on_offsets(r, body, len);
         else
             on_produce(bp, r, body, len);
         for (int i = 0; i < r->n; i++)
@@ -844,6 +1046,20 @@ static void serve_conn(bpass_t *bp, bconn_t *bc)
 }
 
 /* ---- the engine thread --------------------------------------------------------------------- */
+
+static bseq_t *seq_of(bpass_t *bp, const char *topic, int32_t partition)
+{
+    for (bseq_t *q = bp->seqs; q; q = q->next)
+        if (q->partition == partition && !strcmp(q->topic, topic))
+            return q;
+    bseq_t *q = calloc(1, sizeof *q);
+    if (!q || !(q->topic = strdup(topic)))
+        abort();
+    q->partition = partition;
+    q->next = bp->seqs;
+    bp->seqs = q;
+    return q;
+}
 
 static void take_ctl(bpass_t *bp)
 {
@@ -867,6 +1083,7 @@ static void take_ctl(bpass_t *bp)
             if (!p)
                 abort();
             tpart_t *tp = c->tp;
+            p->bp = bp;
             p->tp = tp;
             p->t = tp->task;
             p->src_topic = strdup(tp->task->topics[tp->topic].name);
@@ -874,7 +1091,7 @@ static void take_ctl(bpass_t *bp)
             p->partition = tp->partition;
             p->fetch_at = c->from;
             p->fallback_at = -1;
-            p->aborted_pid = -1;
+            p->seq = seq_of(bp, p->dst_topic, p->partition);
             p->src_leader = leader_of(bp, SRC, p->src_topic, p->partition);
             p->dst_leader = leader_of(bp, DST, p->dst_topic, p->partition);
             if (p->src_leader < 0 || p->dst_leader < 0)
@@ -934,6 +1151,12 @@ static void *bp_main(void *arg)
                 for (bconn_t *bc = bp->conns; bc; bc = bc->next)
                     if (bc->side == SRC && !bc->head)
                         send_fetch(bp, bc, now);
+                if (now - bp->hwm_at >= HWM_EVERY_MS) {
+                    bp->hwm_at = now;
+                    for (bconn_t *bc = bp->conns; bc; bc = bc->next)
+                        if (bc->side == SRC)
+                            send_offsets(bp, bc, now);
+                }
             }
         }
         size_t n = 1;
@@ -1087,6 +1310,7 @@ bpass_t *bpass_get(bpass_reg_t *reg, const json_t *config, ferr_t *err)
     bp->key = key;
     bp->pid = -1;
     bp->epoch = -1;
+    bp->max_bytes = (size_t)mbudget_batch_bytes(wc->memory_budget_bytes);
     bp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&bp->lock, NULL);
     pthread_create(&bp->thread, NULL, bp_main, bp);
@@ -1128,6 +1352,11 @@ void bpass_put(bpass_t *bp)
             kwire_metadata_resp_dispose(&bp->md[s]);
         kconn_conf_dispose(&bp->conf[s]);
         free(bp->bootstrap[s]);
+    }
+    for (bseq_t *q = bp->seqs, *next; q; q = next) {
+        next = q->next;
+        free(q->topic);
+        free(q);
     }
     close(bp->efd);
     pthread_mutex_destroy(&bp->lock);

@@ -90,6 +90,45 @@ typedef struct bpass_stats {
 } bpass_stats_t;
 void bpass_get_stats(const bpass_t *bp, bpass_stats_t *out);
 
+/* ---- what becomes of one fetched batch (pure) ---- */
+
+typedef enum {
+    BPASS_FORWARD = 1, /* forward it as it is */
+    BPASS_BEFORE,      /* wholly before the wanted offset (a Fetch starts at its batch): ignore */
+    BPASS_SKIPPED,     /* no data to copy (a transaction marker, an aborted transaction's batch):
+                          move past it */
+    BPASS_HANDBACK,    /* cannot be forwarded exactly: the record path takes the partition */
+} bpass_verdict_t;
+
+typedef struct bpass_aborted {
+    int64_t producer_id, first_offset;
+} bpass_aborted_t;
+
+/** read_committed state of one partition: the aborted transactions Fetch responses listed and
+ *  not yet reached, and the producers inside one now. Zero-initialised is empty. */
+typedef struct bpass_txn {
+    bpass_aborted_t *pending;
+    int n, cap;
+    int64_t *open;
+    int nopen;
+} bpass_txn_t;
+
+/** Notes an aborted transaction of a Fetch response (listed again by every overlapping Fetch:
+ *  kept once). */
+void bpass_txn_note(bpass_txn_t *x, int64_t producer_id, int64_t first_offset);
+void bpass_txn_dispose(bpass_txn_t *x);
+
+/**
+ * @brief What to do with batch @p b of a partition whose next wanted offset is @p want.
+ * @param txn  the partition's read_committed state (batches judged in order update it), or
+ *             NULL for read_uncommitted (aborted data is copied, markers skipped).
+ * @param at   BPASS_HANDBACK: the offset the record path starts at.
+ * @param why  BPASS_HANDBACK: why, for the log.
+ * Order of the checks: old magic, before the wanted offset, starting before it, transaction
+ * state, markers, then CRC, offset gaps and LogAppendTime (the batch's own offset).
+ */
+bpass_verdict_t bpass_judge(const kwire_batch_t *b, int64_t want, bpass_txn_t *txn, int64_t *at, const char **why);
+
 /* ---- the destination-tail resume of a forwarded partition (pure parts, and the reads) ---- */
 
 /** 1 if source batch @p src and destination batch @p dst hold the same records: same length,

@@ -140,9 +140,11 @@ void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 /* Replication latency of one acknowledged copy: now (read once per drain) minus the source
  * record's timestamp. */
-static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts)
+/* @p n records whose source timestamp is @p ts (a forwarded batch: its newest record's, so the
+ * lowest latency of its records) were acknowledged now. */
+static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts, uint64_t n)
 {
-    if (ts <= 0)
+    if (ts <= 0 || !n)
         return;
     int64_t ms = now_wall - ts;
     if (ms < 0)
@@ -150,8 +152,8 @@ static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts)
     size_t b = 0;
     while (b < RTASK_LATENCY_BUCKETS && (double)ms / 1000.0 > rtask_latency_bounds[b])
         b++;
-    atomic_fetch_add_explicit(&t->latency[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->latency_sum_ms, (uint64_t)ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->latency[b], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->latency_sum_ms, n * (uint64_t)ms, memory_order_relaxed);
 }
 
 /* Counters of one drain, added to the shared atomics once per drain (and per partition). */
@@ -180,7 +182,7 @@ static void apply_batch_report(rtask_t *t, const dres_t *r, tally_t *sum)
         tp->tally_bytes += r->bytes;
         atomic_fetch_add_explicit(&t->batch_records, (uint64_t)r->records, memory_order_relaxed);
         atomic_fetch_add_explicit(&t->batches, 1, memory_order_relaxed);
-        count_latency(t, sum->now_wall, r->timestamp);
+        count_latency(t, sum->now_wall, r->timestamp, (uint64_t)r->records);
         break;
     case BPASS_SKIP: /* control batches, aborted transactions: nothing to copy there */
         if (r->src_last + 1 > tp->acked)
@@ -240,7 +242,7 @@ static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
         sum->bytes += r->bytes;
         tp->tally_records++;
         tp->tally_bytes += r->bytes;
-        count_latency(t, sum->now_wall, r->timestamp);
+        count_latency(t, sum->now_wall, r->timestamp, 1);
     }
 }
 
