@@ -40,6 +40,7 @@ SRC_TOPICS = {
     "events.a": 4,                                  # g: new topic while running
     "crash": 16,                                    # h: kill -9
     "crash2": 16,                                   # h2: kill -9, no offset header
+    "crash3": 16,                                   # h3: kill -9, batches forwarded
     "mem": 16,                                      # i: memory
     "outage": 8,                                    # j: source broker outage
     "graceful": 8,                                  # k: SIGTERM mid-copy
@@ -55,6 +56,7 @@ DST_TOPICS = {
     "events.a.replica": 4,
     "crash.replica": 16,
     "crash2.replica": 16,
+    "crash3.replica": 16,
     "mem.replica": 16,
     "outage.replica": 8,
     "graceful.replica": 8,

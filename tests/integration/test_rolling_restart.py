@@ -88,6 +88,29 @@ class RollingRestartTest(GroupTestMixin, unittest.TestCase):
         return [f"partition {r['p']}: {r['n']} record(s) v{r['i0']}..v{r['i1']} again from offset "
                 f"{r['first']['offset']}" for r in runs]
 
+    @staticmethod
+    def order_breaks(c, total):
+        """Where the copy goes backwards: per destination partition, each offset whose source
+        record number is below the one before it, with both records' numbers and whether each
+        was forwarded in a batch (no __ferry.offset header) or copied record by record."""
+        parts = {}
+        for m in consume(c.dst.bootstrap, "connect.replica", total, timeout_ms=60000):
+            parts.setdefault(m["partition"], []).append(m)
+        out = []
+
+        def how(m):
+            return "record" if any(h[0] == "__ferry.offset" for h in m["headers"]) else "batch"
+        for p, ms in sorted(parts.items()):
+            ms.sort(key=lambda m: m["offset"])
+            prev = None
+            for m in ms:
+                i = int(str(m["value"]).split(":", 1)[0].lstrip("v"))
+                if prev and i < prev[0]:
+                    out.append(f"partition {p} offset {m['offset']}: v{i} ({how(m)}) after v{prev[0]} "
+                               f"({how(prev[1])})")
+                prev = (i, m)
+        return out[:20]
+
     # ------------------------------------------------------------------ the test
 
     def restart(self, c, w):
@@ -151,6 +174,9 @@ class RollingRestartTest(GroupTestMixin, unittest.TestCase):
             self.assertEqual([s["rc"] for s in steps], [0, 0, 0], f"exit codes after SIGTERM: {steps}")
             self.assertTrue(steps[0]["leader"], f"the first worker restarted was not the leader: {steps}")
             self.assertEqual(r["source"], N, r)
+            if r["reordered"]:
+                self.fail(f"a rolling restart reordered records: {r}\n  "
+                          + "\n  ".join(self.order_breaks(c, r["dest"])))
             self.assertEqual((r["missing"], r["reordered"], r["mismatched"]), (0, 0, 0),
                              f"a rolling restart lost records: {r}")
             if r["duplicates"]:
