@@ -328,7 +328,7 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
     dst_topics = dict(ft.STORAGE_TOPICS)
     for r in range(repeats):
         dst_topics.update({f"bench.r{r}": parts, f"pipe{r}": parts, f"wr{r}": parts,
-                           f"copy{r}": parts})
+                           f"copy{r}": parts, f"rec{r}": parts})
     dst = ft.MockKafka(tmp, "dst", dst_topics)
     workers = []
     try:
@@ -357,9 +357,26 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
                 f"(first record after {run['first_record_s']:.2f} s)")
             if r < repeats - 1:
                 delete_connector(workers, name, tasks)
-        hwm_kb = [proc_status_kb(w.pid, "VmHWM") for w in workers]
+        hwm_kb = [proc_status_kb(w.pid, "VmHWM") for w in workers]   # the batch path's copies
         threads = [proc_threads(w.pid) for w in workers]
         allocator = proc_allocator(workers[0].pid)
+        # the record path (copy.mode=record), same records, after the batch runs
+        delete_connector(workers, f"bench-r{repeats - 1}", tasks)
+        rec_runs = []
+        for r in range(repeats):
+            name = f"bench-rec{r}"
+            run = ferry_copy(src, dst, workers, name, "bench", f"rec{r}", n, tasks,
+                             {"copy.mode": "record"})
+            rec_runs.append(run)
+            log(f"case {tag} record path run {r}: {run['seconds']:.2f} s, {run['records_per_s']:,.0f} records/s")
+            delete_connector(workers, name, tasks)
+        rec_hwm_kb = [proc_status_kb(w.pid, "VmHWM") for w in workers]
+        # the latency run and the idle cost on the batch path again
+        last = f"bench-r{repeats - 1}"
+        post_connector(workers[0].url, connector_body(src.bootstrap, last, "bench", f"bench.r{repeats - 1}",
+                                                      tasks))
+        ft.wait_until(lambda: count_log(workers, rf"task {re.escape(last)}-\d+ copying") >= 2 * tasks, 60,
+                      interval=0.1, what=f"the tasks of {last} to run again")
         # idle cost: the connector of the last run stays up with nothing to copy
         c0, t0 = cpu_of(workers), time.monotonic()
         time.sleep(2.0)
@@ -376,7 +393,15 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
         cpu_m = median([x["cpu_s"] / n * 1e6 for x in runs])
         copier_rate = median([c["records_per_s"] for c in copier])
         copier_cpu_m = median([c["cpu_s_per_million"] for c in copier])
+        rec_rate = median([x["records_per_s"] for x in rec_runs])
+        rec_cpu_m = median([x["cpu_s"] / n * 1e6 for x in rec_runs])
         return {
+            "record_path_runs": rec_runs,
+            "record_path_per_s": rec_rate,
+            "record_path_cpu_s_per_million": rec_cpu_m,
+            "record_path_peak_rss_mib": [round(k / 1024, 1) if k else None for k in rec_hwm_kb],
+            "record_path_ratio_copier": rec_rate / copier_rate,
+            "record_path_ratio_consume_only": rec_rate / median(drain),
             "case": tag, "workers": workers_n, "partitions": parts, "size": size, "records": n,
             "tasks_max": tasks, "repeats": repeats,
             "consume_only_per_s": median(drain), "consume_only_cpu_s_per_million": median(drain_cpu),
@@ -416,9 +441,10 @@ def run_case(tmp_root, zk, workers_n, parts, size, n, repeats, do_latency=True):
 
 DELIVERY_VARIANTS = [
     # (label, worker properties, connector overrides)
-    ("at least once (source.offset.header.enable=false)", {},
-     {"source.offset.header.enable": "false"}),
-    ("default: source-offset header, resume from the destination", {}, {}),
+    ("record path, at least once (source.offset.header.enable=false)", {},
+     {"copy.mode": "record", "source.offset.header.enable": "false"}),
+    ("record path: source-offset header, resume from the destination", {}, {"copy.mode": "record"}),
+    ("default: batches forwarded, resume by finding the destination's last batch", {}, {}),
     ("transactions, transaction.boundary=interval (1 s)", {"exactly.once.source.support": "enabled"},
      {"transaction.boundary": "interval", "transaction.boundary.interval.ms": "1000"}),
     ("transactions, transaction.boundary=poll (every batch)",
@@ -847,6 +873,27 @@ def report_cases(L, cases):
                  f"{fmt_list(c['peak_rss_mib'])} MiB | {c.get('copier_threads') or '–'} / "
                  f"{fmt_list(c.get('threads_max'))} | {alloc.get('copier') or '–'} / "
                  f"{alloc.get('ferry') or '–'} |")
+    L.append("")
+    if not any(c.get("record_path_per_s") for c in cases):
+        return
+    L.append("The two copy paths of the same records (docs/ARCHITECTURE.md, \"Two copy paths\"): "
+             "ferry's default (`copy.mode=auto`: record batches forwarded as they are) and "
+             "`copy.mode=record` (record by record through librdkafka), against the minimal "
+             "record-level copier and consume-only of the same case:\n")
+    L.append("| workers | partitions | value | batch path records/s | × copier | × consume-only | "
+             "CPU s per M | record path records/s | × copier | × consume-only | CPU s per M | "
+             "peak RSS/worker: batch runs / after the record runs |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        if not c.get("record_path_per_s"):
+            continue
+        L.append(f"| {c['workers']} | {c['partitions']} | {size_label(c['size'])} | "
+                 f"{fmt_rate(c['records_per_s'])} | {fmt(c.get('ratio_copier'), 2)} | "
+                 f"{c['ratio_consume_only']:.2f} | {c['cpu_s_per_million']:.2f} | "
+                 f"{fmt_rate(c['record_path_per_s'])} | {fmt(c.get('record_path_ratio_copier'), 2)} | "
+                 f"{fmt(c.get('record_path_ratio_consume_only'), 2)} | "
+                 f"{fmt(c.get('record_path_cpu_s_per_million'), 2)} | {fmt_list(c['peak_rss_mib'])} / "
+                 f"{fmt_list(c.get('record_path_peak_rss_mib'))} MiB |")
     L.append("")
 
 
