@@ -1968,7 +1968,7 @@ void herder_set_logger_cluster(herder_t *h, const char *name, const char *level,
 typedef struct {
     metrics_t *m;
     const char *family, *connector, *task;
-    int which; /* 0 records, 1 bytes, 2 lag, 3 next offset */
+    int which; /* 0 records, 1 bytes, 2 lag, 3 next offset, 4 forwarded */
 } part_emit_t;
 
 static void emit_part(void *arg, const rtask_part_stats_t *ps)
@@ -1987,7 +1987,8 @@ static void emit_part(void *arg, const rtask_part_stats_t *ps)
             return; /* not known yet */
         v = (double)(ps->high_watermark > ps->next_offset ? ps->high_watermark - ps->next_offset : 0);
         break;
-    default: v = (double)ps->next_offset; break;
+    case 3: v = (double)ps->next_offset; break;
+    default: v = ps->forwarded; break;
     }
     metrics_sample(pe->m, pe->family, labels, v);
 }
@@ -2000,8 +2001,10 @@ void herder_metrics(herder_t *h, metrics_t *m)
         {"ferry_partition_lag_records", "gauge",
          "Source high watermark minus the next offset to copy (as last seen by the task's consumer)."},
         {"ferry_partition_next_offset", "gauge", "Next source offset to copy."},
+        {"ferry_partition_forwarded", "gauge",
+         "1 while the partition's source record batches are forwarded as they are, 0 record by record."},
     };
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; f < 5; f++) {
         metrics_family(m, part_families[f].name, part_families[f].type, part_families[f].help);
         for (htask_t *t = h->tasks; t; t = t->next) {
             if (!t->rt)

@@ -491,6 +491,7 @@ void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask
             .bytes = atomic_load_explicit(&tp->st_bytes, memory_order_relaxed),
             .next_offset = atomic_load_explicit(&tp->st_next, memory_order_relaxed),
             .high_watermark = atomic_load_explicit(&tp->st_hwm, memory_order_relaxed),
+            .forwarded = atomic_load_explicit(&tp->st_batch, memory_order_relaxed),
         };
         fn(arg, &ps);
     }

@@ -86,6 +86,7 @@ typedef struct rtask_part_stats {
     uint64_t records, bytes;
     int64_t next_offset;    /* next source offset to copy (-1 before the first) */
     int64_t high_watermark; /* source high watermark as last seen by the consumer, -1 unknown */
+    int forwarded;          /* 1: its batches are forwarded as they are; 0: record by record */
 } rtask_part_stats_t;
 
 typedef struct rtask rtask_t;

@@ -472,6 +472,7 @@ void rtask_copy_begin(rtask_t *t, copier_thread_t *ct, int64_t now)
         int64_t from = t->assigned->elems[i].offset;
         if (t->bp && from >= 0) {
             tp->batch = 1;
+            atomic_store_explicit(&tp->st_batch, 1, memory_order_relaxed);
             t->bp_live++;
             bpass_add(t->bp, tp, from);
             if (atomic_load(&t->paused))
@@ -509,6 +510,7 @@ void rtask_copy_begin(rtask_t *t, copier_thread_t *ct, int64_t now)
 static void to_record_path(rtask_t *t, tpart_t *tp, int64_t from)
 {
     tp->batch = 0;
+    atomic_store_explicit(&tp->st_batch, 0, memory_order_relaxed);
     tp->expect = from;
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(one, t->topics[tp->topic].name, tp->partition)->offset = from;

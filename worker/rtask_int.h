@@ -54,6 +54,7 @@ typedef struct tpart {
     /* for rtask_foreach_partition (other threads read them) */
     atomic_uint_fast64_t st_records, st_bytes;
     atomic_int_fast64_t st_next, st_hwm;
+    atomic_int st_batch; /* batch, for other threads */
 } tpart_t;
 
 /* One delivery report, queued by rtask_delivery_cb (a record), or by the batch passthrough

@@ -36,6 +36,18 @@ class BatchTest(CopyTestCase):
     def metric(self, family, name):
         return self.task_metric(family, name)
 
+    def forwarded(self, connector, topic):
+        """{partition: ferry_partition_forwarded} of the connector's partitions of topic."""
+        st, _, raw, _ = http("GET", self.url + "/metrics")
+        self.assertEqual(st, 200, raw)
+        out = {}
+        for line in raw.decode().splitlines():
+            if line.startswith("ferry_partition_forwarded{") and f'connector="{connector}"' in line \
+                    and f'topic="{topic}"' in line:
+                part = int(line.split('partition="', 1)[1].split('"', 1)[0])
+                out[part] = float(line.rsplit(" ", 1)[1])
+        return out
+
     def test_a_compressed_batches_forwarded_exactly(self):
         produce(self.src, "zipped", 20_000, xconf=("compression.codec=lz4",))
         produce(self.src, "zipped", 300, start=20_000, headers=False, xconf=("compression.codec=zstd",))
@@ -47,6 +59,7 @@ class BatchTest(CopyTestCase):
                    what="every record counted as forwarded")
         self.assertGreater(self.metric("ferry_task_batches_total", "zipped"), 0)
         self.assertEqual(self.metric("ferry_task_batch_fallbacks_total", "zipped"), 0)
+        self.assertEqual(self.forwarded("zipped", "zipped"), {p: 1.0 for p in range(4)})
         # the same offsets on both sides, and the headers exactly the source's (no offset header)
         for part, off in ((0, 0), (1, 2500), (3, 5000)):
             want = consume(self.src, "zipped", 3, partition=part, offset=off)
@@ -75,6 +88,7 @@ class BatchTest(CopyTestCase):
         self.assertTrue(self.log_lines("mid[0] copied record by record from offset 7 on: the first batch "
                                        "starts before the wanted offset"))
         self.assertEqual(self.metric("ferry_task_batch_fallbacks_total", "mid"), 1)
+        self.assertEqual(self.forwarded("mid", "mid"), {0: 0.0, 1: 1.0})
         # the re-copy starts at the source's offset 7 of partition 0: record 14 (records
         # alternate between the two partitions), record by record (with the offset header)
         first = consume(self.dst, "mid.replica", 1, partition=0, offset=per[0])[0]
@@ -117,6 +131,7 @@ class BatchTest(CopyTestCase):
         self.wait_total("rec.replica", 3000, timeout=60)
         self.assert_exact("rec", "rec.replica", 3000)
         self.assertEqual(self.metric("ferry_task_batch_records_total", "rec"), 0)
+        self.assertEqual(self.forwarded("rec", "rec"), {0: 0.0, 1: 0.0})
         first = consume(self.dst, "rec.replica", 1, partition=0, offset=0)[0]
         self.assertIn("__ferry.offset", [h[0] for h in first["headers"]])
         # refused at the door
