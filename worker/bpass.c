@@ -356,12 +356,16 @@ static void conn_fail(bpass_t *bp, bconn_t *bc, const char *why)
 }
 
 /* Metadata of one side from any broker that answers (the bootstrap list first). */
-static int read_metadata(bpass_t *bp, int side)
+/* Metadata of @p topics (NULL, -1: all) from the first broker of @p side's bootstrap list
+ * that answers. @returns 0, or -1 with @p err. */
+static int bootstrap_metadata(bpass_t *bp, int side, const char *const *topics, int ntopics,
+                              kwire_metadata_resp_t *md, ferr_t *err)
 {
-    ferr_t err = {0};
-    kwire_metadata_resp_t md;
     int ok = 0;
     char *list = strdup(bp->bootstrap[side]), *save = NULL;
+    if (!list)
+        abort();
+    ferr_set(err, FERR_KAFKA, "no broker in the bootstrap list");
     for (char *hp = strtok_r(list, ",", &save); hp && !ok; hp = strtok_r(NULL, ",", &save)) {
         while (*hp == ' ')
             hp++;
@@ -374,14 +378,21 @@ static int read_metadata(bpass_t *bp, int side)
             host++;
             host[strlen(host) - 1] = '\0';
         }
-        kconn_t *c = kconn_open(&bp->conf[side], host, atoi(colon + 1), 10000, &err);
+        kconn_t *c = kconn_open(&bp->conf[side], host, atoi(colon + 1), 10000, err);
         if (!c)
             continue;
-        ok = kconn_metadata(c, NULL, -1, &md, 10000, &err) == FERR_OK;
+        ok = kconn_metadata(c, topics, ntopics, md, 10000, err) == FERR_OK;
         kconn_destroy(c);
     }
     free(list);
-    if (!ok) {
+    return ok ? 0 : -1;
+}
+
+static int read_metadata(bpass_t *bp, int side)
+{
+    ferr_t err = {0};
+    kwire_metadata_resp_t md;
+    if (bootstrap_metadata(bp, side, NULL, -1, &md, &err)) {
         FLOG(WARN, TASK, "batch passthrough: cannot read the %s cluster's metadata: %s",
              side == SRC ? "source" : "destination", err.msg);
         return -1;
@@ -394,11 +405,8 @@ static int read_metadata(bpass_t *bp, int side)
     return 0;
 }
 
-static int32_t leader_of(const bpass_t *bp, int side, const char *topic, int32_t partition)
+static int32_t md_leader(const kwire_metadata_resp_t *md, const char *topic, int32_t partition)
 {
-    if (!bp->have_md[side])
-        return -1;
-    const kwire_metadata_resp_t *md = &bp->md[side];
     for (int i = 0; i < md->n_topics; i++) {
         if (strcmp(md->topics[i].name, topic))
             continue;
@@ -407,6 +415,11 @@ static int32_t leader_of(const bpass_t *bp, int side, const char *topic, int32_t
                 return md->topics[i].partitions[j].leader;
     }
     return -1;
+}
+
+static int32_t leader_of(const bpass_t *bp, int side, const char *topic, int32_t partition)
+{
+    return bp->have_md[side] ? md_leader(&bp->md[side], topic, partition) : -1;
 }
 
 static void refresh_leaders(bpass_t *bp, int64_t now)
@@ -465,11 +478,22 @@ static int init_producer(bpass_t *bp, int64_t now)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-static void req_push(bconn_t *bc, breq_t *r)
+/* Queues request @p api (version @p v) listing @p ps on @p bc, to be matched with its answer
+ * (they come in order); takes @p ps. @p reserve: bytes its answer may bring (a fetch). */
+static void req_push(bpass_t *bp, bconn_t *bc, int16_t api, int16_t v, bpart_t **ps, int n, size_t reserve)
 {
+    breq_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->api = api;
+    r->version = v;
+    r->parts = ps;
+    r->n = n;
+    r->reserve = reserve;
     r->sent_at = kutil_now_ms();
-    for (int i = 0; i < r->n; i++)
-        r->parts[i]->nreq++;
+    bp->reserved += reserve;
+    for (int i = 0; i < n; i++)
+        ps[i]->nreq++;
     if (bc->tail)
         bc->tail->next = r;
     else
@@ -477,19 +501,77 @@ static void req_push(bconn_t *bc, breq_t *r)
     bc->tail = r;
 }
 
-/* Groups partitions by topic for a request: the distinct topics of @p ps, in first-seen order. */
-static int topics_of(bpart_t **ps, int n, int side, const char **out)
+typedef int part_pred_t(const bpart_t *p, int32_t node);
+
+static int fetchable(const bpart_t *p, int32_t node)
 {
-    int nt = 0;
-    for (int i = 0; i < n; i++) {
-        const char *t = side == SRC ? ps[i]->src_topic : ps[i]->dst_topic;
+    return p->src_leader == node && !p->fetching && !p->removing && !p->paused && p->fallback_at < 0 &&
+           p->queued_bytes < QUEUE_MAX_BYTES;
+}
+
+static int producible(const bpart_t *p, int32_t node)
+{
+    return p->dst_leader == node && p->head && !p->head->sent;
+}
+
+static int paused_here(const bpart_t *p, int32_t node)
+{
+    return p->src_leader == node && p->paused && !p->removing && p->fallback_at < 0 && p->tp;
+}
+
+/* A request's partitions: those @p want picks for @p node, grouped by topic (each topic's
+ * together, topics in first-seen order). @p ps (malloc'd, NULL if none), @p tn the distinct
+ * topic names of @p side and @p start[i]..start[i+1] the partitions of topic i (both with room
+ * for every partition). @returns the number of partitions. */
+typedef struct pick {
+    bpart_t **ps;
+    const char **tn;
+    int *start;
+    int n, nt;
+} pick_t;
+
+static int pick(bpass_t *bp, int32_t node, part_pred_t *want, int side, pick_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (bpart_t *p = bp->parts; p; p = p->next)
+        out->n += want(p, node);
+    if (!out->n)
+        return 0;
+    bpart_t **in = calloc((size_t)out->n, sizeof *in);
+    out->ps = calloc((size_t)out->n, sizeof *out->ps);
+    out->tn = calloc((size_t)out->n, sizeof *out->tn);
+    out->start = calloc((size_t)out->n + 1, sizeof *out->start);
+    if (!in || !out->ps || !out->tn || !out->start)
+        abort();
+    int k = 0;
+    for (bpart_t *p = bp->parts; p; p = p->next)
+        if (want(p, node))
+            in[k++] = p;
+    for (int i = 0; i < out->n; i++) {
+        const char *t = side == SRC ? in[i]->src_topic : in[i]->dst_topic;
         int j;
-        for (j = 0; j < nt && strcmp(out[j], t); j++)
+        for (j = 0; j < out->nt && strcmp(out->tn[j], t); j++)
             ;
-        if (j == nt)
-            out[nt++] = t;
+        if (j == out->nt)
+            out->tn[out->nt++] = t;
     }
-    return nt;
+    k = 0;
+    for (int j = 0; j < out->nt; j++) {
+        out->start[j] = k;
+        for (int i = 0; i < out->n; i++)
+            if (!strcmp(side == SRC ? in[i]->src_topic : in[i]->dst_topic, out->tn[j]))
+                out->ps[k++] = in[i];
+    }
+    out->start[out->nt] = k;
+    free(in);
+    return out->n;
+}
+
+static void pick_dispose(pick_t *pk)
+{
+    free(pk->ps);
+    free(pk->tn);
+    free(pk->start);
 }
 
 /* One Fetch to a source leader for every partition it leads that has room. */
@@ -502,12 +584,10 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
     size_t room = bp->max_bytes - used;
     if (room > FETCH_MAX_BYTES)
         room = FETCH_MAX_BYTES;
-    int n = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next)
-        n += p->src_leader == bc->node && !p->fetching && !p->removing && !p->paused && p->fallback_at < 0 &&
-             p->queued_bytes < QUEUE_MAX_BYTES;
-    if (!n)
+    pick_t pk;
+    if (!pick(bp, bc->node, fetchable, SRC, &pk))
         return;
+    int n = pk.n;
     /* an answer brings at most a partition's maximum per partition: reserve no more, so that
      * a long poll of a few idle partitions leaves room for the other brokers' fetches */
     if (room > (size_t)n * FETCH_PARTITION_MAX_BYTES)
@@ -518,66 +598,42 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
     if (nsrc > 1 && room > bp->max_bytes / nsrc)
         room = bp->max_bytes / nsrc > FETCH_MIN_ROOM ? bp->max_bytes / nsrc : FETCH_MIN_ROOM;
     kconn_t *c = conn_open(bp, bc, now);
-    if (!c)
-        return;
-    int16_t v = kconn_version(c, KWIRE_API_FETCH, 4, 11);
+    int16_t v = c ? kconn_version(c, KWIRE_API_FETCH, 4, 11) : -1;
+    if (c && v < 0)
+        for (int i = 0; i < n; i++)
+            fall_back(pk.ps[i], pk.ps[i]->fetch_at, "the source broker offers no Fetch version ferry speaks");
     if (v < 0) {
-        for (bpart_t *p = bp->parts; p; p = p->next)
-            if (p->src_leader == bc->node)
-                fall_back(p, p->fetch_at, "the source broker offers no Fetch version ferry speaks");
+        pick_dispose(&pk);
         return;
     }
-    bpart_t **ps = calloc((size_t)n, sizeof *ps);
-    const char **tn = calloc((size_t)n, sizeof *tn);
-    kwire_fetch_req_topic_t *tt = calloc((size_t)n, sizeof *tt);
+    kwire_fetch_req_topic_t *tt = calloc((size_t)pk.nt, sizeof *tt);
     kwire_fetch_req_partition_t *pp = calloc((size_t)n, sizeof *pp);
-    if (!ps || !tn || !tt || !pp)
+    if (!tt || !pp)
         abort();
-    int k = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next)
-        if (p->src_leader == bc->node && !p->fetching && !p->removing && !p->paused && p->fallback_at < 0 &&
-            p->queued_bytes < QUEUE_MAX_BYTES)
-            ps[k++] = p;
-    int nt = topics_of(ps, n, SRC, tn), at = 0;
-    for (int i = 0; i < nt; i++) {
-        tt[i].topic = tn[i];
-        tt[i].partitions = pp + at;
-        for (int j = 0; j < n; j++)
-            if (!strcmp(ps[j]->src_topic, tn[i]))
-                pp[at++] = (kwire_fetch_req_partition_t){ps[j]->partition, -1, ps[j]->fetch_at, -1,
-                                                         room < FETCH_PARTITION_MAX_BYTES ? (int32_t)room
-                                                                                          : FETCH_PARTITION_MAX_BYTES};
-        tt[i].n_partitions = (int32_t)(pp + at - tt[i].partitions);
+    int32_t part_max = room < FETCH_PARTITION_MAX_BYTES ? (int32_t)room : FETCH_PARTITION_MAX_BYTES;
+    for (int i = 0; i < pk.nt; i++)
+        tt[i] = (kwire_fetch_req_topic_t){pk.tn[i], pp + pk.start[i], pk.start[i + 1] - pk.start[i]};
+    for (int j = 0; j < n; j++) {
+        pp[j] = (kwire_fetch_req_partition_t){pk.ps[j]->partition, -1, pk.ps[j]->fetch_at, -1, part_max};
+        pk.ps[j]->fetching = 1; /* the response is matched by topic and partition */
     }
-    for (int j = 0; j < n; j++)
-        ps[j]->fetching = 1; /* the response is matched by topic and partition */
     kwire_fetch_req_t req = {.max_wait_ms = FETCH_MAX_WAIT_MS, .min_bytes = 1, .max_bytes = (int32_t)room,
-                             .isolation_level = (int8_t)bp->read_committed, .topics = tt, .n_topics = nt};
+                             .isolation_level = (int8_t)bp->read_committed, .topics = tt, .n_topics = pk.nt};
     kwire_wr_t w;
     kwire_wr_init(&w);
     kwire_req_hdr_t h = kconn_hdr(c, v);
     ferr_t err = {0};
     if (kwire_fetch_req_write(&w, &h, &req, &err) == FERR_OK && kconn_send(c, &w, REQUEST_TIMEOUT_MS, NULL, &err) == FERR_OK) {
-        breq_t *r = calloc(1, sizeof *r);
-        if (!r)
-            abort();
-        r->api = KWIRE_API_FETCH;
-        r->version = v;
-        r->parts = ps;
-        r->n = n;
-        r->reserve = room;
-        bp->reserved += room;
-        req_push(bc, r);
-        ps = NULL;
+        req_push(bp, bc, KWIRE_API_FETCH, v, pk.ps, n, room);
+        pk.ps = NULL;
     } else {
         for (int i = 0; i < n; i++)
-            ps[i]->fetching = 0;
+            pk.ps[i]->fetching = 0;
         if (!kconn_ok(c))
             conn_fail(bp, bc, err.msg);
     }
     kwire_wr_dispose(&w);
-    free(ps);
-    free(tn);
+    pick_dispose(&pk);
     free(tt);
     free(pp);
 }
@@ -588,46 +644,28 @@ static int32_t next_sequence(int32_t seq, int32_t n)
     return seq > INT32_MAX - n ? n - (INT32_MAX - seq) - 1 : seq + n;
 }
 
-/* One Produce to a destination leader: the first batch of each of its partitions with one
- * waiting and none in flight. The tasks' gates are held while it is written, so a fenced task
- * sends nothing (its batches are dropped instead). */
-static void send_produce(bpass_t *bp, bconn_t *bc, int64_t now)
+/* Of the picked partitions, those whose head batch goes into the request now (stamped with
+ * the producer id and the partition's next sequence at its first send); a fenced task's
+ * batches are dropped instead. The tasks' gates are locked (each once) and listed in
+ * @p gated: held until the request is written, so rtask_fence waits for it. */
+static int gate_and_stamp(bpass_t *bp, pick_t *pk, rtask_t **gated, int *ng)
 {
-    int n = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next)
-        n += p->dst_leader == bc->node && p->head && !p->head->sent;
-    if (!n)
-        return;
-    kconn_t *c = conn_open(bp, bc, now);
-    if (!c)
-        return;
-    int16_t v = kconn_version(c, KWIRE_API_PRODUCE, 3, 8);
-    bpart_t **ps = calloc((size_t)n, sizeof *ps);
-    const char **tn = calloc((size_t)n, sizeof *tn);
-    kwire_produce_req_topic_t *tt = calloc((size_t)n, sizeof *tt);
-    kwire_produce_req_partition_t *pp = calloc((size_t)n, sizeof *pp);
-    if (!ps || !tn || !tt || !pp)
-        abort();
-    rtask_t **gated = calloc((size_t)n, sizeof *gated); /* each task's gate once: partitions share it */
-    if (!gated)
-        abort();
-    int k = 0, ng = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next) {
-        if (p->dst_leader != bc->node || !p->head || p->head->sent)
-            continue;
+    int k = 0;
+    for (int i = 0; i < pk->n; i++) {
+        bpart_t *p = pk->ps[i];
         int g;
-        for (g = 0; g < ng && gated[g] != p->t; g++)
+        for (g = 0; g < *ng && gated[g] != p->t; g++)
             ;
-        if (g == ng) { /* held until the request is written: rtask_fence waits */
+        if (g == *ng) {
             pthread_mutex_lock(&p->t->gate);
-            gated[ng++] = p->t;
+            gated[(*ng)++] = p->t;
         }
         if (atomic_load(&p->t->fenced)) {
             drop_queued(p);
             continue;
         }
         bbatch_t *b = p->head;
-        if (!b->stamped) { /* the sequence is taken only by a batch that is sent */
+        if (!b->stamped) {
             ferr_t serr = {0};
             if (kwire_batch_rewrite(b->data, b->data, b->len, 0, bp->pid, bp->epoch, p->seq->next_seq, -1, &serr)) {
                 fall_back(p, b->src_base, serr.msg);
@@ -636,110 +674,99 @@ static void send_produce(bpass_t *bp, bconn_t *bc, int64_t now)
             b->stamped = 1;
             p->seq->next_seq = next_sequence(p->seq->next_seq, b->records);
         }
-        ps[k++] = p;
+        pk->ps[k++] = p; /* topics stay grouped: only some are left out */
     }
-    n = k;
-    int nt = topics_of(ps, n, DST, tn), at = 0;
-    for (int i = 0; i < nt; i++) {
-        tt[i].topic = tn[i];
-        tt[i].partitions = pp + at;
-        for (int j = 0; j < n; j++)
-            if (!strcmp(ps[j]->dst_topic, tn[i]))
-                pp[at++] = (kwire_produce_req_partition_t){ps[j]->partition, ps[j]->head->data, ps[j]->head->len};
-        tt[i].n_partitions = (int32_t)(pp + at - tt[i].partitions);
+    return k;
+}
+
+/* One Produce to a destination leader: the first batch of each of its partitions with one
+ * waiting and none in flight. */
+static void send_produce(bpass_t *bp, bconn_t *bc, int64_t now)
+{
+    pick_t pk;
+    if (!pick(bp, bc->node, producible, DST, &pk))
+        return;
+    kconn_t *c = conn_open(bp, bc, now);
+    int16_t v = c ? kconn_version(c, KWIRE_API_PRODUCE, 3, 8) : -1;
+    if (c && v < 0)
+        for (int i = 0; i < pk.n; i++)
+            fall_back(pk.ps[i], pk.ps[i]->head->src_base,
+                      "the destination broker offers no Produce version ferry speaks");
+    if (v < 0) {
+        pick_dispose(&pk);
+        return;
     }
+    rtask_t **gated = calloc((size_t)pk.n, sizeof *gated);
+    kwire_produce_req_topic_t *tt = calloc((size_t)pk.nt, sizeof *tt);
+    kwire_produce_req_partition_t *pp = calloc((size_t)pk.n, sizeof *pp);
+    if (!gated || !tt || !pp)
+        abort();
+    int ng = 0, n = gate_and_stamp(bp, &pk, gated, &ng), nt = 0;
+    for (int i = 0, j = 0; i < pk.nt; i++) { /* the topics of what is left */
+        int first = j;
+        while (j < n && !strcmp(pk.ps[j]->dst_topic, pk.tn[i]))
+            j++;
+        if (j > first)
+            tt[nt++] = (kwire_produce_req_topic_t){pk.tn[i], pp + first, j - first};
+    }
+    for (int j = 0; j < n; j++)
+        pp[j] = (kwire_produce_req_partition_t){pk.ps[j]->partition, pk.ps[j]->head->data, pk.ps[j]->head->len};
     kwire_produce_req_t req = {.acks = -1, .timeout_ms = REQUEST_TIMEOUT_MS, .topics = tt, .n_topics = nt};
     kwire_wr_t w;
     kwire_wr_init(&w);
     ferr_t err = {0};
-    int sent = 0;
-    if (n > 0 && v >= 0) {
-        kwire_req_hdr_t h = kconn_hdr(c, v);
-        sent = kwire_produce_req_write(&w, &h, &req, &err) == FERR_OK &&
+    kwire_req_hdr_t h = kconn_hdr(c, v);
+    int sent = n > 0 && kwire_produce_req_write(&w, &h, &req, &err) == FERR_OK &&
                kconn_send(c, &w, REQUEST_TIMEOUT_MS, NULL, &err) == FERR_OK;
-    }
     for (int i = 0; sent && i < n; i++)
-        ps[i]->head->sent = 1;
+        pk.ps[i]->head->sent = 1;
     for (int g = 0; g < ng; g++)
         pthread_mutex_unlock(&gated[g]->gate);
-    free(gated);
     if (sent) {
-        breq_t *r = calloc(1, sizeof *r);
-        if (!r)
-            abort();
-        r->api = KWIRE_API_PRODUCE;
-        r->version = v;
-        r->parts = ps;
-        r->n = n;
-        req_push(bc, r);
-        ps = NULL;
-    } else if (n > 0 && v < 0) {
-        for (int i = 0; i < n; i++)
-            fall_back(ps[i], ps[i]->head->src_base, "the destination broker offers no Produce version ferry speaks");
+        req_push(bp, bc, KWIRE_API_PRODUCE, v, pk.ps, n, 0);
+        pk.ps = NULL;
     } else if (n > 0 && !kconn_ok(c)) {
         conn_fail(bp, bc, err.msg);
     }
     kwire_wr_dispose(&w);
-    free(ps);
-    free(tn);
+    pick_dispose(&pk);
+    free(gated);
     free(tt);
     free(pp);
 }
 
 /* The high watermarks of the paused partitions @p bc's broker leads (nothing fetches them, and
  * the lag metric wants them), pipelined behind whatever is in flight there. */
-static void send_offsets(bpass_t *bp, bconn_t *bc, int64_t now)
+static void send_offsets(bpass_t *bp, bconn_t *bc)
 {
-    int n = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next)
-        n += p->src_leader == bc->node && p->paused && !p->removing && p->fallback_at < 0 && p->tp;
-    if (!n || !bc->c || !kconn_ok(bc->c))
+    if (!bc->c || !kconn_ok(bc->c))
         return;
     int16_t v = kconn_version(bc->c, KWIRE_API_LIST_OFFSETS, 1, KWIRE_LISTOFFSETS_SAFE_MAX);
-    if (v < 0)
+    pick_t pk;
+    if (v < 0 || !pick(bp, bc->node, paused_here, SRC, &pk))
         return;
-    bpart_t **ps = calloc((size_t)n, sizeof *ps);
-    const char **tn = calloc((size_t)n, sizeof *tn);
-    kwire_listoffsets_req_topic_t *tt = calloc((size_t)n, sizeof *tt);
-    kwire_listoffsets_req_partition_t *pp = calloc((size_t)n, sizeof *pp);
-    if (!ps || !tn || !tt || !pp)
+    kwire_listoffsets_req_topic_t *tt = calloc((size_t)pk.nt, sizeof *tt);
+    kwire_listoffsets_req_partition_t *pp = calloc((size_t)pk.n, sizeof *pp);
+    if (!tt || !pp)
         abort();
-    int k = 0;
-    for (bpart_t *p = bp->parts; p; p = p->next)
-        if (p->src_leader == bc->node && p->paused && !p->removing && p->fallback_at < 0 && p->tp)
-            ps[k++] = p;
-    int nt = topics_of(ps, n, SRC, tn), at = 0;
-    for (int i = 0; i < nt; i++) {
-        tt[i].topic = tn[i];
-        tt[i].partitions = pp + at;
-        for (int j = 0; j < n; j++)
-            if (!strcmp(ps[j]->src_topic, tn[i]))
-                pp[at++] = (kwire_listoffsets_req_partition_t){ps[j]->partition, -1, KWIRE_OFFSET_LATEST};
-        tt[i].n_partitions = (int32_t)(pp + at - tt[i].partitions);
-    }
-    kwire_listoffsets_req_t req = {.isolation_level = 0, .topics = tt, .n_topics = nt};
+    for (int i = 0; i < pk.nt; i++)
+        tt[i] = (kwire_listoffsets_req_topic_t){pk.tn[i], pp + pk.start[i], pk.start[i + 1] - pk.start[i]};
+    for (int j = 0; j < pk.n; j++)
+        pp[j] = (kwire_listoffsets_req_partition_t){pk.ps[j]->partition, -1, KWIRE_OFFSET_LATEST};
+    kwire_listoffsets_req_t req = {.isolation_level = 0, .topics = tt, .n_topics = pk.nt};
     kwire_wr_t w;
     kwire_wr_init(&w);
     kwire_req_hdr_t h = kconn_hdr(bc->c, v);
     ferr_t err = {0};
     if (kwire_listoffsets_req_write(&w, &h, &req, &err) == FERR_OK &&
         kconn_send(bc->c, &w, REQUEST_TIMEOUT_MS, NULL, &err) == FERR_OK) {
-        breq_t *r = calloc(1, sizeof *r);
-        if (!r)
-            abort();
-        r->api = KWIRE_API_LIST_OFFSETS;
-        r->version = v;
-        r->parts = ps;
-        r->n = n;
-        req_push(bc, r);
-        ps = NULL;
+        req_push(bp, bc, KWIRE_API_LIST_OFFSETS, v, pk.ps, pk.n, 0);
+        pk.ps = NULL;
     } else if (!kconn_ok(bc->c)) {
         conn_fail(bp, bc, err.msg);
     }
-    (void)now;
     kwire_wr_dispose(&w);
-    free(ps);
-    free(tn);
+    pick_dispose(&pk);
     free(tt);
     free(pp);
 }
@@ -1155,7 +1182,7 @@ static void *bp_main(void *arg)
                     bp->hwm_at = now;
                     for (bconn_t *bc = bp->conns; bc; bc = bc->next)
                         if (bc->side == SRC)
-                            send_offsets(bp, bc, now);
+                            send_offsets(bp, bc);
                 }
             }
         }
@@ -1377,36 +1404,19 @@ int bpass_same_records(const kwire_batch_t *a, const kwire_batch_t *b)
 /* A connection to the leader of @p topic[@p partition] on @p side, or NULL with @p err. */
 static kconn_t *open_leader(bpass_t *bp, int side, const char *topic, int32_t partition, ferr_t *err)
 {
-    char *list = strdup(bp->bootstrap[side]), *save = NULL;
+    kwire_metadata_resp_t md;
+    const char *const topics[] = {topic};
+    if (bootstrap_metadata(bp, side, topics, 1, &md, err))
+        return NULL;
     kconn_t *out = NULL;
-    for (char *hp = strtok_r(list, ",", &save); hp && !out; hp = strtok_r(NULL, ",", &save)) {
-        while (*hp == ' ')
-            hp++;
-        char *colon = strrchr(hp, ':');
-        if (!colon)
-            continue;
-        *colon = '\0';
-        kconn_t *c = kconn_open(&bp->conf[side], hp, atoi(colon + 1), 10000, err);
-        if (!c)
-            continue;
-        kwire_metadata_resp_t md;
-        const char *topics[] = {topic};
-        if (kconn_metadata(c, topics, 1, &md, 10000, err) == FERR_OK) {
-            int32_t leader = -1;
-            for (int i = 0; i < md.n_topics; i++)
-                for (int j = 0; !strcmp(md.topics[i].name, topic) && j < md.topics[i].n_partitions; j++)
-                    if (md.topics[i].partitions[j].partition == partition)
-                        leader = md.topics[i].partitions[j].leader;
-            for (int i = 0; i < md.n_brokers && leader >= 0 && !out; i++)
-                if (md.brokers[i].node_id == leader)
-                    out = kconn_open(&bp->conf[side], md.brokers[i].host, md.brokers[i].port, 10000, err);
-            if (leader < 0)
-                ferr_set(err, FERR_KAFKA, "no leader for %s[%d]", topic, partition);
-            kwire_metadata_resp_dispose(&md);
-        }
-        kconn_destroy(c);
-    }
-    free(list);
+    int32_t leader = md_leader(&md, topic, partition);
+    for (int i = 0; i < md.n_brokers && leader >= 0 && !out; i++)
+        if (md.brokers[i].node_id == leader &&
+            !(out = kconn_open(&bp->conf[side], md.brokers[i].host, md.brokers[i].port, 10000, err)))
+            break;
+    if (leader < 0)
+        ferr_set(err, FERR_KAFKA, "no leader for %s[%d]", topic, partition);
+    kwire_metadata_resp_dispose(&md);
     return out;
 }
 

@@ -257,3 +257,15 @@ int kutil_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
     }
     return pthread_cond_timedwait(c, m, &ts);
 }
+
+int kutil_stats_retries(const char *json, size_t len, uint64_t *out)
+{
+    json_t *j = json_loadb(json, len, 0, NULL), *b;
+    const char *name;
+    *out = 0;
+    json_object_foreach(json_object_get(j, "brokers"), name, b) *out +=
+        (uint64_t)json_integer_value(json_object_get(b, "txretries"));
+    int rc = j ? 0 : -1;
+    json_decref(j);
+    return rc;
+}

@@ -41,6 +41,10 @@ typedef ferr_code_t kutil_set_fn(void *arg, const char *key, const char *value, 
 ferr_code_t kutil_each_prefixed(const json_t *cfg, const char *prefix, kutil_set_fn *set, void *arg,
                                 ferr_t *err);
 
+/** Produce requests retried, summed over the brokers of a librdkafka statistics JSON
+ *  ("txretries"). @returns 0, or -1 if @p json does not parse. */
+int kutil_stats_retries(const char *json, size_t len, uint64_t *out);
+
 /** Partition count of @p topic from cluster metadata, 0 if the topic does not exist, -1 on error.
  *  Lists all topics, so it never triggers broker-side auto-creation. */
 int kutil_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ferr_t *err);

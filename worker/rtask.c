@@ -186,14 +186,9 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     (void)rk;
     rtask_t *t = opaque;
-    json_t *j = json_loadb(json, len, 0, NULL), *b;
-    const char *name;
-    uint64_t retries = 0;
-    json_object_foreach(json_object_get(j, "brokers"), name, b) retries +=
-        (uint64_t)json_integer_value(json_object_get(b, "txretries"));
-    if (j)
+    uint64_t retries;
+    if (kutil_stats_retries(json, len, &retries) == 0)
         atomic_store(&t->retries, retries);
-    json_decref(j);
     return 0;
 }
 
@@ -312,14 +307,19 @@ static void start_offsets(rtask_t *t)
     }
 }
 
-/* Frees what the setup made, when the task ends before reaching a copy thread. */
-static void release_clients(rtask_t *t)
+void rtask_release_topics(rtask_t *t)
 {
     for (int i = 0; i < t->ntopics; i++)
         if (t->topics[i].rkt)
             rd_kafka_topic_destroy(t->topics[i].rkt);
     if (t->offset_rkt)
         rd_kafka_topic_destroy(t->offset_rkt);
+}
+
+/* Frees what the setup made, when the task ends before reaching a copy thread. */
+static void release_clients(rtask_t *t)
+{
+    rtask_release_topics(t);
     if (t->prod && !t->wp)
         rd_kafka_destroy(t->prod);
     t->prod = NULL;
@@ -331,6 +331,11 @@ static void exit_from_setup(rtask_t *t)
     if (t->failed)
         rtask_post(t, RTASK_EV_FAILED, t->trace);
     release_clients(t);
+    rtask_exited(t);
+}
+
+void rtask_exited(rtask_t *t)
+{
     FLOG(INFO, TASK, "task %s-%d stopped", t->connector, t->task);
     pthread_mutex_lock(&t->dq_lock);
     t->phase = RT_DONE;

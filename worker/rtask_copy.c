@@ -646,11 +646,7 @@ static int drop_unsent(rtask_t *t)
 /* The last step: nothing of this task is left in any producer. */
 static int finish(rtask_t *t)
 {
-    for (int i = 0; i < t->ntopics; i++)
-        if (t->topics[i].rkt)
-            rd_kafka_topic_destroy(t->topics[i].rkt);
-    if (t->offset_rkt)
-        rd_kafka_topic_destroy(t->offset_rkt);
+    rtask_release_topics(t);
     if (t->prod_q) {
         rd_kafka_queue_io_event_enable(t->prod_q, -1, NULL, 0);
         rd_kafka_queue_destroy(t->prod_q);
@@ -665,13 +661,7 @@ static int finish(rtask_t *t)
              "owner copies them", t->connector, t->task, (unsigned long long)t->purged);
     if (t->owning)
         rtask_log_ownership(t, "release"); /* nothing more of this task can be written */
-    FLOG(INFO, TASK, "task %s-%d stopped", t->connector, t->task);
-    pthread_mutex_lock(&t->dq_lock);
-    t->phase = RT_DONE;
-    rtask_post(t, RTASK_EV_EXITED, NULL);
-    atomic_store(&t->exited, 1);
-    pthread_cond_broadcast(&t->exit_cond);
-    pthread_mutex_unlock(&t->dq_lock);
+    rtask_exited(t);
     return 1;
 }
 

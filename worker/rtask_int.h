@@ -175,6 +175,10 @@ int rtask_copy_npartitions(const rtask_t *t);
 /** Queues a report of the batch passthrough engine (its thread) and wakes the copy thread;
  *  @p settles: it ends one batch counted in inflight. @p r->msg is taken. */
 void rtask_batch_report(rtask_t *t, const dres_t *r, int settles);
+/** The task's end: logged, RT_DONE, the EXITED event, rtask_destroy may go on. */
+void rtask_exited(rtask_t *t);
+/** Destroys the task's topic handles (the record path's and the offset topic's). */
+void rtask_release_topics(rtask_t *t);
 /** Applies every queued delivery report (copy thread). */
 void rtask_drain_reports(rtask_t *t);
 /** Queues an offset record for each partition whose acknowledged offset moved. */

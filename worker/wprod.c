@@ -24,14 +24,9 @@ struct wprod {
 /* librdkafka's statistics (poller thread): retried produce requests, summed over brokers. */
 static void on_stats(wprod_t *wp, const char *json, size_t len)
 {
-    json_t *j = json_loadb(json, len, 0, NULL), *b;
-    const char *name;
-    uint64_t retries = 0;
-    json_object_foreach(json_object_get(j, "brokers"), name, b) retries +=
-        (uint64_t)json_integer_value(json_object_get(b, "txretries"));
-    if (j)
+    uint64_t retries;
+    if (kutil_stats_retries(json, len, &retries) == 0)
         atomic_store(&wp->retries, retries);
-    json_decref(j);
 }
 
 /* The producer's events: delivery reports in batches (one lock per task and batch instead of
