@@ -345,14 +345,29 @@ void rtask_exited(rtask_t *t)
     pthread_mutex_unlock(&t->dq_lock);
 }
 
+/* A setup slower than this says where its time went (a failover waits for it). */
+#define SETUP_SLOW_MS 5000
+
 static void setup_job(void *arg)
 {
     rtask_t *t = arg;
+    int64_t at[4];
+    at[0] = kutil_now_ms();
     if (!t->txn && !strcmp(rtask_cfg(t, "exactly.once.support", "requested"), "required"))
         rtask_fail(t, "exactly.once.support=required, but this worker does not have "
                       "exactly.once.source.support=enabled");
-    if (t->failed || atomic_load(&t->stop) || build_partitions(t) || make_producer(t) || rtask_txn_init(t) ||
-        check_destination(t) || rtask_resume_from_destination(t) || atomic_load(&t->stop)) {
+    int bad = t->failed || atomic_load(&t->stop) || build_partitions(t) || make_producer(t) || rtask_txn_init(t);
+    at[1] = kutil_now_ms();
+    bad = bad || check_destination(t);
+    at[2] = kutil_now_ms();
+    bad = bad || rtask_resume_from_destination(t) || atomic_load(&t->stop);
+    at[3] = kutil_now_ms();
+    if (at[3] - t->queued_at > SETUP_SLOW_MS)
+        FLOG(INFO, TASK, "task %s-%d: setup took %.1f s: %.1f s waiting for a setup thread, %.1f s partitions and "
+             "clients, %.1f s checking the destination, %.1f s reading the destination's ends", t->connector,
+             t->task, (double)(at[3] - t->queued_at) / 1e3, (double)(at[0] - t->queued_at) / 1e3,
+             (double)(at[1] - at[0]) / 1e3, (double)(at[2] - at[1]) / 1e3, (double)(at[3] - at[2]) / 1e3);
+    if (bad) {
         exit_from_setup(t);
         return;
     }
@@ -371,6 +386,7 @@ rtask_t *rtask_new(const rtask_params_t *p)
     t->task = p->task;
     t->instance = p->instance;
     t->config = json_deep_copy(p->config);
+    t->queued_at = kutil_now_ms();
     t->offsets = p->offsets ? json_deep_copy(p->offsets) : json_object();
     t->wc = p->wc;
     t->worker_tasks = p->worker_tasks;

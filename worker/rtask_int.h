@@ -135,6 +135,7 @@ struct rtask {
     int bp_live;            /* partitions the engine holds (added, not yet released) */
     uint64_t st_fallbacks;
     int failed;
+    int64_t queued_at; /* rtask_new: when its setup was queued */
     int map_new; /* an offset map gained a segment: store it now */
     int copied;  /* records were produced since the last service: last_record = now */
     char trace[1024];
