@@ -10,11 +10,11 @@ sequence numbers a broker would enforce, every record (key, value, headers in or
 timestamp) against its source and, with --batches, every destination batch against its source
 batch in all bytes but the rewritten fields.
 
-Copied here: kafkatool records with and without headers (uncompressed), kafkatool records
-written gzip-compressed by librdkafka, and KafkaJS's own records (null and empty keys and
-values, binary bytes, repeated and non-ASCII header names; uncompressed and gzip). And the
-oracle failing: a destination with other records, and batches whose CRC KafkaJS's encoder was
-made to get wrong (the mock stores them as they are).
+Copied here: kafkatool records with and without headers (uncompressed), gzip-compressed by
+librdkafka, and in committed transactions, and KafkaJS's own records (null and empty keys and
+values, binary bytes, repeated and non-ASCII header names; uncompressed and gzip); also one
+topic through the record path. And the oracle failing: destinations with other records, and
+batches whose CRC KafkaJS's encoder was made to get wrong (the mock stores them as they are).
 
     FERRY_BUILD=build python3 tests/integration/test_kafkajs.py
 """
@@ -31,11 +31,11 @@ from ferrytest import (ClusterTestCase, count, http, log, produce, seed_connecto
 
 VERIFY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kjs", "verify.js")
 
-SRC_TOPICS = {"kjs.plain": 3, "kjs.gz": 3, "kjs.odd": 2, "kjs.rec": 2, "kjs.diff": 3,
-              "kjs.twin": 2}
-DST_TOPICS = {"kjs.plain.replica": 3, "kjs.gz.replica": 3, "kjs.odd.replica": 2,
-              "kjs.rec.replica": 2, "kjs.diff.noheaders": 3, "kjs.diff.shifted": 3,
-              "kjs.diff.short": 3, "kjs.twin.badcrc": 2}
+SRC_TOPICS = {"kjs.plain": 3, "kjs.gz": 3, "kjs.txn": 2, "kjs.odd": 2, "kjs.rec": 2,
+              "kjs.diff": 3, "kjs.twin": 2}
+DST_TOPICS = {"kjs.plain.replica": 3, "kjs.gz.replica": 3, "kjs.txn.replica": 2,
+              "kjs.odd.replica": 2, "kjs.rec.replica": 2, "kjs.diff.noheaders": 3,
+              "kjs.diff.shifted": 3, "kjs.diff.short": 3, "kjs.twin.badcrc": 2}
 
 
 def verify(*args, timeout_s=60):
@@ -152,6 +152,16 @@ class KafkaJsTest(ClusterTestCase):
         self.assert_forwarded("kjs-gz", dst, 3000)
         r = self.assert_verified("kjs.gz", dst, 3000, "--batches")
         self.assertEqual(set(r["dst"]["codecs"]), {"gzip"}, r)
+
+    def test_c_transactional_source(self):
+        """Records of committed transactions: the copies are ferry's idempotent batches, without
+        the transactional bit, and otherwise as in the source (the mock writes no markers)."""
+        produce(self.src, "kjs.txn", 1000, txn_size=100, timeout_ms=30000)
+        dst = self.copy("kjs-txn", "kjs.txn", 1000, **{"copy.mode": "batch"})
+        self.assert_forwarded("kjs-txn", dst, 1000)
+        r = self.assert_verified("kjs.txn", dst, 1000, "--batches")
+        self.assertEqual(r["src"]["transactional_batches"], r["src"]["batches"], r)
+        self.assertEqual(r["dst"]["transactional_batches"], 0, r)
 
     def test_d_kafkajs_records(self):
         """Null and empty keys and values, binary bytes, repeated and non-ASCII header names,

@@ -25,7 +25,9 @@
  *     value (null, empty and bytes told apart), headers (names, values, order), timestamp;
  *   - with --batches (batch passthrough), each destination batch equals its source batch in
  *     every byte but the fields ferry rewrites (base offset, partition leader epoch, CRC,
- *     producer id and epoch, base sequence): same records bytes, compression, timestamps.
+ *     producer id and epoch, base sequence, and the transactional attribute, which the copy
+ *     must not have: see kwire_batch_rewrite in proto/kwire.h): same records bytes,
+ *     compression, timestamps; control batches (transaction markers) are not copied.
  *
  * It prints one JSON line and exits 0 when everything holds, 1 on any difference or bad CRC,
  * 2 when it cannot check (bad usage, a cluster that does not answer, a codec KafkaJS lacks:
@@ -100,10 +102,11 @@ const B = {
   LAST_DELTA: 23, FIRST_TS: 27, MAX_TS: 35, PRODUCER_ID: 43, PRODUCER_EPOCH: 51,
   BASE_SEQUENCE: 53, COUNT: 57, RECORDS: 61,
 };
-/* What batch passthrough keeps, as [name, from, to): all but the fields ferry rewrites. */
-const KEPT = [['length', 8, 12], ['magic', 16, 17], ['attributes', 21, 23],
-  ['lastOffsetDelta', 23, 27], ['firstTimestamp', 27, 35], ['maxTimestamp', 35, 43],
-  ['records', 57, Infinity]];
+/* What batch passthrough keeps, as [name, from, to): all but the fields ferry rewrites (the
+ * attributes are compared on their own). */
+const KEPT = [['length', 8, 12], ['magic', 16, 17], ['lastOffsetDelta', 23, 27],
+  ['firstTimestamp', 27, 35], ['maxTimestamp', 35, 43], ['records', 57, Infinity]];
+const TRANSACTIONAL = 0x10;
 const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
 
 class Reader {
@@ -277,8 +280,13 @@ function recordDiff(s, d) {
   return null;
 }
 
-/* The first kept region in which a destination batch differs from its source batch, or null. */
+/* The first kept region in which a destination batch differs from its source batch, or null.
+ * The copy has the source's attributes without the transactional bit. */
 function batchDiff(s, d) {
+  if (s.length < B.RECORDS || d.length < B.RECORDS)
+    return s.length === d.length ? null : 'length';
+  if ((s.readInt16BE(B.ATTRIBUTES) & ~TRANSACTIONAL) !== d.readInt16BE(B.ATTRIBUTES))
+    return 'attributes';
   for (const [name, from, to] of KEPT) {
     const a = s.subarray(from, Math.min(to, s.length));
     const b = d.subarray(from, Math.min(to, d.length));
@@ -397,7 +405,7 @@ async function readTopic(bootstrap, topic, state, say) {
     const ends = await offsets(cluster, topic, parts, false);
     const t = {
       topic, partitions: parts.length, records: 0, batches: 0, control_batches: 0,
-      bad_crc: 0, malformed: 0, codecs: {}, per_partition: [],
+      transactional_batches: 0, bad_crc: 0, malformed: 0, codecs: {}, per_partition: [],
     };
     for (const [i, p] of parts.entries()) {
       const batches = await readPartition(cluster, topic, p, starts[i], ends[i], state);
@@ -420,6 +428,8 @@ async function readTopic(bootstrap, topic, state, say) {
           t.control_batches++;
           continue;
         }
+        if (w.attributes & TRANSACTIONAL)
+          t.transactional_batches++;
         if (kb.records.length !== w.records.length) {
           state.disagreements++;
           say(`${where}: KafkaJS decoded ${kb.records.length} records, ` +
@@ -479,7 +489,8 @@ async function compare(o) {
     }
     if (!o.batches)
       continue;
-    const sb = sp.batches, db = dp ? dp.batches : [];
+    const data = bs => bs.filter(b => b.walk.error !== null || !b.walk.control);
+    const sb = data(sp.batches), db = data(dp ? dp.batches : []);
     if (sb.length !== db.length) {
       sum.batch_mismatches += Math.abs(sb.length - db.length);
       say(`partition ${sp.partition}: ${sb.length} source batches, ` +
@@ -621,6 +632,13 @@ async function selftest() {
     changed[raw.length - 1] ^= 1;
     check(batchDiff(raw, changed) === 'records',
       `${name}: a changed records byte is a batch mismatch`);
+    const txn = Buffer.from(raw);
+    txn.writeInt16BE(raw.readInt16BE(B.ATTRIBUTES) | TRANSACTIONAL, B.ATTRIBUTES);
+    check(batchDiff(txn, raw) === null, `${name}: the transactional bit is cleared in the copy`);
+    check(batchDiff(txn, txn) === 'attributes', `${name}: a copy still transactional differs`);
+    const gz = Buffer.from(raw);
+    gz.writeInt16BE(raw.readInt16BE(B.ATTRIBUTES) ^ 1, B.ATTRIBUTES);
+    check(batchDiff(raw, gz) === 'attributes', `${name}: another codec is a batch mismatch`);
   }
 
   /* record comparison and sequence numbers */
