@@ -19,8 +19,10 @@
  *   - the CRC32C (Castagnoli) of every batch, source and destination, from the attributes to
  *     the end, against the stored one;
  *   - the walker and KafkaJS agree on every record (offset, timestamp, key, value, headers);
- *   - per destination partition, the sequence numbers a broker would enforce: for each producer
- *     id and epoch the first batch starts at 0 and each next one right after the previous;
+ *   - per destination partition, the sequence numbers of each producer id and epoch: the
+ *     first batch starts at 0 and each next one right after the previous (a broker refuses a
+ *     gap or a new epoch not starting at 0; a producer id it holds no state for may start
+ *     anywhere since Kafka 2.5, but ferry's producers start at 0, so 0 is checked);
  *   - per partition, source and destination hold the same records in the same order: key and
  *     value (null, empty and bytes told apart), headers (names, values, order), timestamp;
  *   - with --batches (batch passthrough), each destination batch equals its source batch in
