@@ -298,14 +298,16 @@ function batchDiff(s, d) {
   return null;
 }
 
-/* Sequence numbers as a broker checks them, for one partition's batches in log order. */
-function sequenceErrors(batches, say) {
+/* Sequence numbers as a broker checks them, for one partition's batches in log order; adds the
+ * producer ids and epochs seen to `producers`. */
+function sequenceErrors(batches, say, producers) {
   const next = new Map();
   let errors = 0;
   for (const b of batches) {
     if (b.producerId < 0n || b.control)
       continue;
     const id = `${b.producerId}/${b.producerEpoch}`;
+    producers.add(id);
     const want = next.has(id) ? next.get(id) : 0;
     if (b.baseSequence !== want) {
       errors++;
@@ -468,9 +470,13 @@ async function compare(o) {
   if (src.partitions !== dst.partitions)
     say(`${src.partitions} source partitions, ${dst.partitions} destination partitions`);
   dst.sequence_errors = 0;
-  for (const dp of dst.per_partition)
-    dst.sequence_errors += sequenceErrors(dp.batches.map(b => b.walk).filter(w => w.error === null),
-      msg => say(`${dst.topic}[${dp.partition}] ${msg}`));
+  const producers = new Set();
+  for (const dp of dst.per_partition) {
+    const walks = dp.batches.map(b => b.walk).filter(w => w.error === null);
+    dst.sequence_errors += sequenceErrors(walks, msg => say(`${dst.topic}[${dp.partition}] ${msg}`),
+      producers);
+  }
+  dst.producers = producers.size;
   for (const sp of src.per_partition) {
     const dp = dst.per_partition.find(x => x.partition === sp.partition);
     const s = sp.records, d = dp ? dp.records : [];
@@ -657,10 +663,12 @@ async function selftest() {
     'null header value vs empty');
   const seq = (base, last, pid = 1n) => ({ producerId: pid, producerEpoch: 0, baseSequence: base,
     lastOffsetDelta: last, base: 0n, control: false });
-  check(sequenceErrors([seq(0, 4), seq(5, 0), seq(0, 2, 2n), seq(6, 9)], () => {}) === 0,
-    'contiguous sequences');
-  check(sequenceErrors([seq(0, 4), seq(6, 0)], () => {}) === 1, 'a sequence gap');
-  check(sequenceErrors([seq(3, 4)], () => {}) === 1, "a producer's first sequence not 0");
+  const ids = new Set();
+  check(sequenceErrors([seq(0, 4), seq(5, 0), seq(0, 2, 2n), seq(6, 9)], () => {}, ids) === 0 &&
+    ids.size === 2, 'contiguous sequences of two producers');
+  check(sequenceErrors([seq(0, 4), seq(6, 0)], () => {}, ids) === 1, 'a sequence gap');
+  check(sequenceErrors([seq(0, 4), seq(0, 4)], () => {}, ids) === 1, 'a sequence repeated');
+  check(sequenceErrors([seq(3, 4)], () => {}, ids) === 1, "a producer's first sequence not 0");
 
   return { ok: failed.length === 0, selftest: checks, failed };
 }
