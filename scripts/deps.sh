@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS="build-essential cmake pkg-config librdkafka-dev libzookeeper-mt-dev zookeeper default-jre-headless
       libh2o-evloop-dev libmsgpack-dev libcunit1-dev libjansson-dev libjemalloc-dev libcurl4-openssl-dev
       libssl-dev libisal-dev libsystemd-dev openssl kcat python3 curl iproute2 procps dpkg-dev clang libclang-rt-dev chromium
-      fonts-dejavu-core"
+      fonts-dejavu-core nodejs"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
