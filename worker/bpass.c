@@ -31,7 +31,7 @@
 
 #define SRC 0
 #define DST 1
-#define FETCH_MAX_WAIT_MS 100
+#define FETCH_MAX_WAIT_MS 100 /* the shared consumers' default too (scons.c); fetch.wait.max.ms */
 #define FETCH_PARTITION_MAX_BYTES (1 << 20)
 #define QUEUE_MAX_BYTES (4 << 20)  /* fetched, not yet acknowledged, per partition */
 #define FETCH_MAX_BYTES (16 << 20) /* one Fetch's answer */
@@ -140,6 +140,7 @@ struct bpass {
     kconn_conf_t conf[2];
     char *bootstrap[2];
     int read_committed;
+    int32_t fetch_wait_ms; /* fetch.wait.max.ms, as the record path's consumer has it */
     pthread_t thread;
     int efd;
     pthread_mutex_t lock; /* ctl, stop */
@@ -617,7 +618,7 @@ static void send_fetch(bpass_t *bp, bconn_t *bc, int64_t now)
         pp[j] = (kwire_fetch_req_partition_t){pk.ps[j]->partition, -1, pk.ps[j]->fetch_at, -1, part_max};
         pk.ps[j]->fetching = 1; /* the response is matched by topic and partition */
     }
-    kwire_fetch_req_t req = {.max_wait_ms = FETCH_MAX_WAIT_MS, .min_bytes = 1, .max_bytes = (int32_t)room,
+    kwire_fetch_req_t req = {.max_wait_ms = bp->fetch_wait_ms, .min_bytes = 1, .max_bytes = (int32_t)room,
                              .isolation_level = (int8_t)bp->read_committed, .topics = tt, .n_topics = pk.nt};
     kwire_wr_t w;
     kwire_wr_init(&w);
@@ -1156,7 +1157,7 @@ static void *bp_main(void *arg)
             break;
         int64_t now = kutil_now_ms();
         for (bconn_t *bc = bp->conns; bc; bc = bc->next) /* an answer overdue: the connection is dead */
-            if (bc->head && now - bc->head->sent_at > REQUEST_TIMEOUT_MS + FETCH_MAX_WAIT_MS)
+            if (bc->head && now - bc->head->sent_at > REQUEST_TIMEOUT_MS + bp->fetch_wait_ms)
                 conn_fail(bp, bc, "no answer within the request timeout");
         for (bpart_t *p = bp->parts, *next; p; p = next) { /* removed or handed back, and settled */
             next = p->next;
@@ -1298,6 +1299,21 @@ static char *engine_key(const json_t *config)
     return s;
 }
 
+/* A source consumer setting as the record path's consumer gets it: the connector's
+ * src.consumer.* over its src.kafka.* over the worker's consumer.*; NULL if none sets it. */
+static const char *consumer_setting(const json_t *config, const wconf_t *wc, const char *key)
+{
+    static const char *const layers[] = {"src.consumer.", "src.kafka."};
+    for (int i = 0; i < 2; i++) {
+        char k[256];
+        snprintf(k, sizeof k, "%s%s", layers[i], key);
+        const char *v = json_string_value(json_object_get(config, k));
+        if (v)
+            return v;
+    }
+    return props_get(wc->consumer, key);
+}
+
 bpass_t *bpass_get(bpass_reg_t *reg, const json_t *config, ferr_t *err)
 {
     char *key = engine_key(config);
@@ -1323,12 +1339,11 @@ bpass_t *bpass_get(bpass_reg_t *reg, const json_t *config, ferr_t *err)
         free(key);
         return NULL;
     }
-    const char *iso = json_string_value(json_object_get(config, "src.consumer.isolation.level"));
-    if (!iso)
-        iso = json_string_value(json_object_get(config, "src.kafka.isolation.level"));
-    if (!iso)
-        iso = props_get(wc->consumer, "isolation.level");
+    const char *iso = consumer_setting(config, wc, "isolation.level");
     bp->read_committed = iso && !strcmp(iso, "read_committed");
+    const char *wait = consumer_setting(config, wc, "fetch.wait.max.ms");
+    long wait_ms = wait ? strtol(wait, NULL, 10) : FETCH_MAX_WAIT_MS;
+    bp->fetch_wait_ms = wait_ms >= 0 && wait_ms <= 300000 ? (int32_t)wait_ms : FETCH_MAX_WAIT_MS;
     const char *src = json_string_value(json_object_get(config, "src.kafka.bootstrap.servers"));
     bp->bootstrap[SRC] = strdup(src ? src : "");
     bp->bootstrap[DST] = strdup(wc->bootstrap_servers);
