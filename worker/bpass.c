@@ -1529,8 +1529,8 @@ static int64_t header_offset(const kwire_batch_t *b, const char *name)
 }
 
 ferr_code_t bpass_find_tail(bpass_t *bp, const char *src_topic, const char *dst_topic, int32_t partition,
-                            int64_t stored, const char *header_name, int64_t *found_src, int64_t *found_dst,
-                            ferr_t *err)
+                            int64_t stored, const char *header_name, int64_t mapped_end, int64_t *found_src,
+                            int64_t *found_dst, ferr_t *err)
 {
     *found_src = *found_dst = -1;
     kconn_t *dc = open_leader(bp, DST, dst_topic, partition, err);
@@ -1547,10 +1547,16 @@ ferr_code_t bpass_find_tail(bpass_t *bp, const char *src_topic, const char *dst_
         kconn_destroy(dc);
         return rc;
     }
-    if (hwm <= 0 || hwm <= lso) {
+    if (hwm <= 0 || hwm <= lso || (mapped_end >= 0 && hwm <= mapped_end)) {
         kconn_destroy(dc);
-        return FERR_OK; /* empty: nothing was copied */
+        return FERR_OK; /* empty, or nothing copied after the stored offset */
     }
+    /* the copies after the stored offset are hwm - mapped_end records, and the source batches
+     * they came from start at the stored offset: past that many source records (and as many
+     * again for transaction markers and aborted data the copy skipped) there is nothing to
+     * find. Without a map the scan goes to the source's end. */
+    int64_t after = mapped_end >= 0 ? hwm - mapped_end : -1;
+    int64_t limit = after >= 0 ? stored + after + (after > 1000 ? after : 1000) : INT64_MAX;
     rc = fetch_one(dc, dst_topic, partition, hwm - 1, 16 << 20, &resp, &fp, err);
     if (rc) {
         kconn_destroy(dc);
@@ -1593,7 +1599,24 @@ ferr_code_t bpass_find_tail(bpass_t *bp, const char *src_topic, const char *dst_
     }
     int64_t at = stored, scanned = 0;
     rc = FERR_OK;
-    for (int done = 0; !done && !rc;) {
+    int done = 0;
+    if (after > 0) {
+        /* where the copy ends when nothing was skipped since the stored offset (the usual
+         * case): one Fetch there, before scanning from the stored offset */
+        rc = fetch_one(sc, src_topic, partition, stored + after - 1, 4 << 20, &resp, &fp, err);
+        if (!rc) {
+            kwire_batch_iter_init(&it, fp->records, fp->records ? fp->records_len : 0);
+            while (!done && kwire_batch_next(&it, &b, err) == KWIRE_ITEM)
+                if (b.magic == 2 && bpass_same_records(&b, &d)) {
+                    *found_src = b.base_offset + b.last_offset_delta;
+                    *found_dst = d_last;
+                    done = 1;
+                }
+            kwire_fetch_resp_dispose(&resp);
+        }
+        rc = FERR_OK; /* out of range and the like: the scan decides */
+    }
+    while (!done && !rc) {
         rc = fetch_one(sc, src_topic, partition, at, 4 << 20, &resp, &fp, err);
         if (rc)
             break;
@@ -1611,8 +1634,8 @@ ferr_code_t bpass_find_tail(bpass_t *bp, const char *src_topic, const char *dst_
             scanned += (int64_t)b.len;
         }
         kwire_fetch_resp_dispose(&resp);
-        if (at >= src_hwm || at == before)
-            done = 1; /* the source's end, or nothing more to read */
+        if (at >= src_hwm || at == before || at > limit)
+            done = 1; /* the source's end, nothing more to read, or past where a copy could be */
     }
     FLOG(DEBUG, TASK, "batch passthrough: %s[%d]: destination tail %s in the source after %lld bytes from offset %lld",
          src_topic, partition, *found_src >= 0 ? "found" : "not found", (long long)scanned, (long long)stored);

@@ -143,13 +143,17 @@ int bpass_same_records(const kwire_batch_t *src, const kwire_batch_t *dst);
  *        bytes). Blocking (the task's setup job).
  * @param header_name the source-offset header of record-by-record copies (the destination's
  *                    last batch may come from the record path): checked first, if uncompressed.
+ * @param mapped_end  the destination offset right after the last copy the stored offset map
+ *                    knows (omap_end), -1 unknown: the destination holds hwm - mapped_end
+ *                    records copied after the stored offset, which bounds the source scan (and
+ *                    none means none to look for: a graceful hand-over).
  * @param found_src   out: the last source offset of the matching batch, -1 if none matched
  *                    (then the stored offset stands).
  * @param found_dst   out: the destination offset of its last record.
  * @returns FERR_OK (matched or not), or an error reading either side.
  */
 ferr_code_t bpass_find_tail(bpass_t *bp, const char *src_topic, const char *dst_topic, int32_t partition,
-                            int64_t stored, const char *header_name, int64_t *found_src, int64_t *found_dst,
-                            ferr_t *err);
+                            int64_t stored, const char *header_name, int64_t mapped_end, int64_t *found_src,
+                            int64_t *found_dst, ferr_t *err);
 
 #endif

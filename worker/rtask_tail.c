@@ -171,8 +171,8 @@ static int batch_tails(rtask_t *t)
         for (int warned = 0; !atomic_load(&t->stop);) {
             ferr_t err = {0};
             if (!bpass_find_tail(t->bp, t->topics[tp->topic].name, t->topics[tp->topic].target, tp->partition,
-                                 tp->start, t->pos_header ? t->pos_header_name : NULL, &tp->dest_last,
-                                 &tp->dest_last_at, &err))
+                                 tp->start, t->pos_header ? t->pos_header_name : NULL, omap_end(&tp->map),
+                                 &tp->dest_last, &tp->dest_last_at, &err))
                 break;
             if (!warned++)
                 FLOG(WARN, TASK, "task %s-%d: cannot read the end of %s[%d] yet (%s); retrying", t->connector,
