@@ -35,11 +35,11 @@
 
 /* ---- in-flight source offsets of a partition -------------------------------------------- */
 
-static void ofifo_push(ofifo_t *f, int64_t v)
+static void ofifo_push(ofifo_t *f, int64_t offset, int64_t timestamp)
 {
     if (f->n == f->cap) {
         size_t cap = f->cap ? 2 * f->cap : 256;
-        int64_t *nv = malloc(cap * sizeof *nv);
+        ofent_t *nv = malloc(cap * sizeof *nv);
         if (!nv)
             abort();
         for (size_t i = 0; i < f->n; i++)
@@ -49,14 +49,15 @@ static void ofifo_push(ofifo_t *f, int64_t v)
         f->head = 0;
         f->cap = cap;
     }
-    f->v[(f->head + f->n++) % f->cap] = v;
+    f->v[(f->head + f->n++) % f->cap] = (ofent_t){offset, timestamp};
 }
 
-static int64_t ofifo_pop(ofifo_t *f)
+/* The oldest entry; offset -1 if there is none. */
+static ofent_t ofifo_pop(ofifo_t *f)
 {
     if (!f->n)
-        return -1;
-    int64_t v = f->v[f->head];
+        return (ofent_t){-1, -1};
+    ofent_t v = f->v[f->head];
     f->head = (f->head + 1) % f->cap;
     f->n--;
     return v;
@@ -87,10 +88,8 @@ static void queue_reports(rtask_t *t, const rd_kafka_message_t *const *m, size_t
         tpart_t *tp = o & 1 ? NULL : (tpart_t *)o;
         dres_t *r = &t->dq.v[t->dq.n++];
         *r = (dres_t){.tp = tp, .dst_offset = m[i]->offset, .err = m[i]->err};
-        if (tp) {
-            r->timestamp = rd_kafka_message_timestamp(m[i], NULL);
+        if (tp)
             r->bytes = m[i]->len + m[i]->key_len;
-        }
     }
     atomic_fetch_sub(&t->inflight, (int)n);
     copier_thread_t *ct = t->ct;
@@ -252,7 +251,8 @@ static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
             atomic_fetch_add(&t->flushed, 1);
         return;
     }
-    int64_t src = ofifo_pop(&tp->inflight);
+    ofent_t sent = ofifo_pop(&tp->inflight);
+    int64_t src = sent.offset;
     t->settled++;
     if ((r->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || r->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
          r->err == RD_KAFKA_RESP_ERR__DESTROY) &&
@@ -272,7 +272,7 @@ static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
         sum->bytes += r->bytes;
         tp->tally_records++;
         tp->tally_bytes += r->bytes;
-        count_latency(t, tp, sum->now_wall, r->timestamp, 1);
+        count_latency(t, tp, sum->now_wall, sent.timestamp, 1);
     }
 }
 
@@ -456,7 +456,7 @@ int rtask_copy_record(void *owner, rd_kafka_message_t *m)
     }
     pthread_mutex_unlock(&t->gate);
     if (!e) {
-        ofifo_push(&tp->inflight, m->offset); /* the producer owns the headers now */
+        ofifo_push(&tp->inflight, m->offset, ts); /* the producer owns the headers now */
         rd_kafka_message_destroy(m);
         t->polled++;
         if (ts > 0) { /* its age is taken at the next service (count_ages) */

@@ -26,11 +26,16 @@
 
 typedef struct rtask rtask_t;
 
-/* The source offsets of a partition's records that are produced and not yet reported, in
- * produce order: an idempotent producer reports a partition's records in that order, so each
- * report is the oldest one here. */
+/* The source offsets (and source timestamps) of a partition's records that are produced and
+ * not yet reported, in produce order: an idempotent producer reports a partition's records in
+ * that order, so each report is the oldest one here. The timestamp is kept because a report's
+ * is the broker's append time when the destination topic uses LogAppendTime. */
+typedef struct ofent {
+    int64_t offset, timestamp;
+} ofent_t;
+
 typedef struct ofifo {
-    int64_t *v;
+    ofent_t *v;
     size_t head, n, cap; /* ring */
 } ofifo_t;
 
@@ -70,7 +75,7 @@ typedef struct tpart {
 typedef struct dres {
     tpart_t *tp;       /* NULL for an offset record */
     int64_t dst_offset;
-    int64_t timestamp; /* of the copy: the source record's (a batch: its max timestamp) */
+    int64_t timestamp; /* a batch's max timestamp (a record's is in its in-flight entry) */
     size_t bytes;      /* key + value (a batch: its size) */
     rd_kafka_resp_err_t err;
     int kind;          /* 0: a record's delivery report; else a bpass_report_t */
