@@ -31,6 +31,7 @@
 #include "worker/gsync.h"
 #include "worker/isig.h"
 #include "worker/kutil.h"
+#include "worker/mdash.h"
 #include "worker/repl.h"
 #include "worker/rtask.h"
 #include "worker/scons.h"
@@ -106,6 +107,8 @@ struct herder {
     int leader, solo;
     int64_t generation;
     uint64_t rebalances; /* assignments applied (each a new generation for this worker) */
+    int64_t rebalanced_ms; /* monotonic time of the last one, -1: none yet */
+    mdash_t *md;         /* rate checkpoints of the dashboard metrics (mdash.h) */
     int ready, startup_left;
     int key_writing; /* the leader is writing a new session key (OP_SESSION_KEY) */
     int closing; /* herder_destroy runs: deliveries are drained, nothing new starts */
@@ -1099,6 +1102,8 @@ herder_t *herder_new(const wconf_t *wc, h2o_loop_t *loop, ferr_t *err)
     h->directory = json_object();
     h->solo = 1;
     h->leader = 1;
+    h->rebalanced_ms = -1;
+    h->md = mdash_new();
     wconf_worker_id(wc, h->worker_id, sizeof h->worker_id);
     char url[512];
     h->leader_url = strdup(wconf_rest_url(wc, url, sizeof url));
@@ -1174,6 +1179,7 @@ void herder_destroy(herder_t *h)
     json_decref(h->assigned);
     json_decref(h->directory);
     free(h->leader_url);
+    mdash_destroy(h->md);
     free(h);
 }
 
@@ -1238,6 +1244,7 @@ void herder_set_assignment(herder_t *h, int64_t generation, const assign_list_t 
     if (generation > h->generation)
         h->generation = generation;
     h->rebalances++;
+    h->rebalanced_ms = kutil_now_ms();
     reconcile(h);
     notify_change(h);
 }
@@ -1993,6 +2000,46 @@ static void emit_part(void *arg, const rtask_part_stats_t *ps)
     metrics_sample(pe->m, pe->family, labels, v);
 }
 
+static const char *status_state(herder_t *h, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(h->statuses, key), "state"));
+}
+
+/* State metrics and the names dashboards already use (mdash.h), for what runs here; a state is
+ * what GET /connectors/{name}/status shows (none: UNASSIGNED). */
+static void dash_metrics(herder_t *h, metrics_t *m)
+{
+    mdash_view_t v;
+    mdash_view_init(&v);
+    v.now_ms = kutil_now_ms();
+    v.wall_ms = kutil_wall_ms();
+    v.generation = h->generation;
+    v.rebalances = h->rebalances;
+    v.rebalanced_ms = h->rebalanced_ms;
+    v.leader_url = h->leader_url;
+    for (hconn_t *c = h->conns; c; c = c->next) {
+        char *k = fmt("status-connector-%s", c->name);
+        mdash_view_conn(&v, c->name, status_state(h, k), !owned(h, c->name, -1));
+        free(k);
+        v.assigned_connectors += h->solo;
+    }
+    for (htask_t *t = h->tasks; t; t = t->next) {
+        char *k = fmt("status-task-%s-%d", t->name, t->id);
+        mdash_task_t *mt = mdash_view_task(&v, t->name, t->id, status_state(h, k), !owned(h, t->name, t->id),
+                                           t->instance);
+        free(k);
+        if (t->rt)
+            mdash_task_read(mt, t->rt);
+        v.assigned_tasks += h->solo;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(h->assigned, key, val) /* item_key: the task, then the name; -1: the connector */
+        *(atoi(key) < 0 ? &v.assigned_connectors : &v.assigned_tasks) += 1;
+    mdash_write(h->md, &v, m);
+    mdash_view_dispose(&v);
+}
+
 void herder_metrics(herder_t *h, metrics_t *m)
 {
     static const struct { const char *name, *type, *help; } part_families[] = {
@@ -2068,4 +2115,5 @@ void herder_metrics(herder_t *h, metrics_t *m)
     metrics_sample(m, "ferry_worker_assigned_tasks", NULL, tasks);
     metrics_family(m, "ferry_worker_assigned_connectors", "gauge", "Connector instances on this worker.");
     metrics_sample(m, "ferry_worker_assigned_connectors", NULL, conns);
+    dash_metrics(h, m);
 }

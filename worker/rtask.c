@@ -139,6 +139,9 @@ static int build_partitions(rtask_t *t)
         tp->expect = tp->start;
         atomic_store(&tp->st_next, tp->start);
         atomic_store(&tp->st_hwm, -1);
+        mwin_init(&tp->st_lat_win);
+        mwin_init(&tp->st_age_win);
+        tp->st_lat_ms = tp->st_age_ms = -1;
     }
     json_decref(list);
     atomic_store_explicit(&t->parts_ready, 1, memory_order_release);
@@ -399,6 +402,7 @@ rtask_t *rtask_new(const rtask_params_t *p)
     pthread_mutex_init(&t->dq_lock, NULL);
     pthread_cond_init(&t->exit_cond, NULL);
     pthread_mutex_init(&t->gate, NULL);
+    pthread_mutex_init(&t->st_lock, NULL);
     wconf_worker_id(p->wc, t->worker_id, sizeof t->worker_id);
     atomic_store(&t->paused, p->paused);
     t->provenance = !strcasecmp(rtask_cfg(t, "provenance.header.enable", "false"), "true");
@@ -475,6 +479,7 @@ void rtask_destroy(rtask_t *t)
     pthread_mutex_destroy(&t->dq_lock);
     pthread_cond_destroy(&t->exit_cond);
     pthread_mutex_destroy(&t->gate);
+    pthread_mutex_destroy(&t->st_lock);
     json_decref(t->config);
     json_decref(t->offsets);
     free(t->connector);
@@ -495,6 +500,11 @@ void rtask_get_stats(const rtask_t *t, rtask_stats_t *out)
     for (int i = 0; i <= RTASK_LATENCY_BUCKETS; i++)
         out->latency[i] = atomic_load_explicit(&w->latency[i], memory_order_relaxed);
     out->latency_sum_s = (double)atomic_load(&w->latency_sum_ms) / 1000.0;
+    uint64_t settled = atomic_load_explicit(&w->st_settled, memory_order_relaxed);
+    out->polled = atomic_load_explicit(&w->st_polled, memory_order_relaxed);
+    out->active = out->polled > settled ? out->polled - settled : 0;
+    out->src_alias = w->src_alias;
+    out->dst_alias = w->dst_alias;
 }
 
 void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask_part_stats_t *ps),
@@ -507,6 +517,7 @@ void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask
         tpart_t *tp = &w->parts[i];
         rtask_part_stats_t ps = {
             .topic = w->topics[tp->topic].name,
+            .target = w->topics[tp->topic].target,
             .partition = tp->partition,
             .records = atomic_load_explicit(&tp->st_records, memory_order_relaxed),
             .bytes = atomic_load_explicit(&tp->st_bytes, memory_order_relaxed),
@@ -514,6 +525,12 @@ void rtask_foreach_partition(const rtask_t *t, void (*fn)(void *arg, const rtask
             .high_watermark = atomic_load_explicit(&tp->st_hwm, memory_order_relaxed),
             .forwarded = atomic_load_explicit(&tp->st_batch, memory_order_relaxed),
         };
+        pthread_mutex_lock(&w->st_lock);
+        ps.latency_ms = tp->st_lat_ms;
+        ps.age_ms = tp->st_age_ms;
+        ps.latency_win = tp->st_lat_win;
+        ps.age_win = tp->st_age_win;
+        pthread_mutex_unlock(&w->st_lock);
         fn(arg, &ps);
     }
 }

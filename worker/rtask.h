@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "worker/mwin.h"
 #include "worker/omap.h"
 #include "worker/wconf.h"
 #include "worker/wprod.h"
@@ -78,15 +79,26 @@ typedef struct rtask_stats {
     uint64_t batch_records, batches, fallbacks; /* of records: forwarded in batches as they are */
     uint64_t latency[RTASK_LATENCY_BUCKETS + 1]; /* per bucket; the last: above every bound */
     double latency_sum_s;
+    uint64_t polled; /* records taken to copy: handed to the producer (a forwarded batch's
+                        records once acknowledged: the engine reports nothing earlier) */
+    uint64_t active; /* of those, not yet acknowledged or dropped */
+    const char *src_alias, *dst_alias; /* src.cluster.alias, dest.cluster.alias; valid while
+                                          the task lives */
 } rtask_stats_t;
 
 typedef struct rtask_part_stats {
     const char *topic;      /* source topic; valid while the task lives */
+    const char *target;     /* its destination topic; the same */
     int32_t partition;
     uint64_t records, bytes;
     int64_t next_offset;    /* next source offset to copy (-1 before the first) */
     int64_t high_watermark; /* source high watermark as last seen by the consumer, -1 unknown */
     int forwarded;          /* 1: its batches are forwarded as they are; 0: record by record */
+    /* Wall-clock ms, for MirrorMaker 2's names (mdash.h). Latency: source timestamp until the
+     * destination acknowledged the copy (a forwarded batch: its newest timestamp). Age: source
+     * timestamp until the record was handed to the producer (record path only). */
+    int64_t latency_ms, age_ms; /* of the last record; -1: none yet */
+    mwin_t latency_win, age_win; /* over the last 30 to 60 s (mwin.h) */
 } rtask_part_stats_t;
 
 typedef struct rtask rtask_t;

@@ -35,11 +35,11 @@
 
 /* ---- in-flight source offsets of a partition -------------------------------------------- */
 
-static void ofifo_push(ofifo_t *f, int64_t v)
+static void ofifo_push(ofifo_t *f, int64_t offset, int64_t timestamp)
 {
     if (f->n == f->cap) {
         size_t cap = f->cap ? 2 * f->cap : 256;
-        int64_t *nv = malloc(cap * sizeof *nv);
+        ofent_t *nv = malloc(cap * sizeof *nv);
         if (!nv)
             abort();
         for (size_t i = 0; i < f->n; i++)
@@ -49,14 +49,15 @@ static void ofifo_push(ofifo_t *f, int64_t v)
         f->head = 0;
         f->cap = cap;
     }
-    f->v[(f->head + f->n++) % f->cap] = v;
+    f->v[(f->head + f->n++) % f->cap] = (ofent_t){offset, timestamp};
 }
 
-static int64_t ofifo_pop(ofifo_t *f)
+/* The oldest entry; offset -1 if there is none. */
+static ofent_t ofifo_pop(ofifo_t *f)
 {
     if (!f->n)
-        return -1;
-    int64_t v = f->v[f->head];
+        return (ofent_t){-1, -1};
+    ofent_t v = f->v[f->head];
     f->head = (f->head + 1) % f->cap;
     f->n--;
     return v;
@@ -87,10 +88,8 @@ static void queue_reports(rtask_t *t, const rd_kafka_message_t *const *m, size_t
         tpart_t *tp = o & 1 ? NULL : (tpart_t *)o;
         dres_t *r = &t->dq.v[t->dq.n++];
         *r = (dres_t){.tp = tp, .dst_offset = m[i]->offset, .err = m[i]->err};
-        if (tp) {
-            r->timestamp = rd_kafka_message_timestamp(m[i], NULL);
+        if (tp)
             r->bytes = m[i]->len + m[i]->key_len;
-        }
     }
     atomic_fetch_sub(&t->inflight, (int)n);
     copier_thread_t *ct = t->ct;
@@ -140,9 +139,10 @@ void rtask_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 /* Replication latency of one acknowledged copy: now (read once per drain) minus the source
  * record's timestamp. */
-/* @p n records whose source timestamp is @p ts (a forwarded batch: its newest record's, so the
- * lowest latency of its records) were acknowledged now. */
-static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts, uint64_t n)
+/* @p n records of @p tp whose source timestamp is @p ts (a forwarded batch: its newest
+ * record's, so the lowest latency of its records) were acknowledged now: the task's histogram,
+ * and the partition's figures for its latency window (put there at the end of the drain). */
+static void count_latency(rtask_t *t, tpart_t *tp, int64_t now_wall, int64_t ts, uint64_t n)
 {
     if (ts <= 0 || !n)
         return;
@@ -154,6 +154,32 @@ static void count_latency(rtask_t *t, int64_t now_wall, int64_t ts, uint64_t n)
         b++;
     atomic_fetch_add_explicit(&t->latency[b], n, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->latency_sum_ms, n * (uint64_t)ms, memory_order_relaxed);
+    if (!tp->lat_n || ms < tp->lat_min)
+        tp->lat_min = ms;
+    if (!tp->lat_n || ms > tp->lat_max)
+        tp->lat_max = ms;
+    tp->lat_last = ms;
+    tp->lat_sum += (double)ms * (double)n;
+    tp->lat_n += n;
+}
+
+/* Ages of the records produced since the last service: now (read once, then) minus their
+ * source timestamps, into their partitions' age windows. */
+static void count_ages(rtask_t *t, int64_t now_wall)
+{
+    pthread_mutex_lock(&t->st_lock);
+    for (int i = 0; i < t->nparts; i++) {
+        tpart_t *tp = &t->parts[i];
+        if (!tp->age_n)
+            continue;
+        double sum = (double)(now_wall - tp->age_ts0) * (double)tp->age_n - tp->age_dsum;
+        mwin_add(&tp->st_age_win, now_wall, (double)(now_wall - tp->age_ts_max),
+                 (double)(now_wall - tp->age_ts_min), sum, tp->age_n);
+        tp->st_age_ms = now_wall - tp->age_ts_last;
+        tp->age_n = 0;
+        tp->age_dsum = 0;
+    }
+    pthread_mutex_unlock(&t->st_lock);
 }
 
 /* Counters of one drain, added to the shared atomics once per drain (and per partition). */
@@ -182,7 +208,9 @@ static void apply_batch_report(rtask_t *t, const dres_t *r, tally_t *sum)
         tp->tally_bytes += r->bytes;
         atomic_fetch_add_explicit(&t->batch_records, (uint64_t)r->records, memory_order_relaxed);
         atomic_fetch_add_explicit(&t->batches, 1, memory_order_relaxed);
-        count_latency(t, sum->now_wall, r->timestamp, (uint64_t)r->records);
+        t->polled += (uint64_t)r->records; /* taken and acknowledged at once, as far as we know */
+        t->settled += (uint64_t)r->records;
+        count_latency(t, tp, sum->now_wall, r->timestamp, (uint64_t)r->records);
         break;
     case BPASS_SKIP: /* control batches, aborted transactions: nothing to copy there */
         if (r->src_last + 1 > tp->acked)
@@ -223,7 +251,9 @@ static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
             atomic_fetch_add(&t->flushed, 1);
         return;
     }
-    int64_t src = ofifo_pop(&tp->inflight);
+    ofent_t sent = ofifo_pop(&tp->inflight);
+    int64_t src = sent.offset;
+    t->settled++;
     if ((r->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || r->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT ||
          r->err == RD_KAFKA_RESP_ERR__DESTROY) &&
         (atomic_load(&t->stop) || t->aborting)) {
@@ -242,7 +272,7 @@ static void apply_report(rtask_t *t, const dres_t *r, tally_t *sum)
         sum->bytes += r->bytes;
         tp->tally_records++;
         tp->tally_bytes += r->bytes;
-        count_latency(t, sum->now_wall, r->timestamp, 1);
+        count_latency(t, tp, sum->now_wall, sent.timestamp, 1);
     }
 }
 
@@ -264,6 +294,10 @@ void rtask_drain_reports(rtask_t *t)
     t->dq_spare = got;
     atomic_fetch_add(&t->records, sum.records);
     atomic_fetch_add(&t->bytes, sum.bytes);
+    atomic_store_explicit(&t->st_polled, t->polled, memory_order_relaxed);
+    atomic_store_explicit(&t->st_settled, t->settled, memory_order_relaxed);
+    if (sum.records)
+        pthread_mutex_lock(&t->st_lock);
     for (int i = 0; i < t->nparts; i++) {
         tpart_t *tp = &t->parts[i];
         if (!tp->tally_records)
@@ -272,7 +306,16 @@ void rtask_drain_reports(rtask_t *t)
         atomic_fetch_add_explicit(&tp->st_bytes, tp->tally_bytes, memory_order_relaxed);
         atomic_store_explicit(&tp->st_next, tp->acked, memory_order_relaxed);
         tp->tally_records = tp->tally_bytes = 0;
+        if (tp->lat_n) {
+            mwin_add(&tp->st_lat_win, sum.now_wall, (double)tp->lat_min, (double)tp->lat_max, tp->lat_sum,
+                     tp->lat_n);
+            tp->st_lat_ms = tp->lat_last;
+            tp->lat_n = 0;
+            tp->lat_sum = 0;
+        }
     }
+    if (sum.records)
+        pthread_mutex_unlock(&t->st_lock);
 }
 
 /* ---- offsets --------------------------------------------------------------------------- */
@@ -413,8 +456,20 @@ int rtask_copy_record(void *owner, rd_kafka_message_t *m)
     }
     pthread_mutex_unlock(&t->gate);
     if (!e) {
-        ofifo_push(&tp->inflight, m->offset); /* the producer owns the headers now */
+        ofifo_push(&tp->inflight, m->offset, ts); /* the producer owns the headers now */
         rd_kafka_message_destroy(m);
+        t->polled++;
+        if (ts > 0) { /* its age is taken at the next service (count_ages) */
+            if (!tp->age_n)
+                tp->age_ts0 = tp->age_ts_min = tp->age_ts_max = ts;
+            else if (ts < tp->age_ts_min)
+                tp->age_ts_min = ts;
+            else if (ts > tp->age_ts_max)
+                tp->age_ts_max = ts;
+            tp->age_ts_last = ts;
+            tp->age_dsum += (double)(ts - tp->age_ts0);
+            tp->age_n++;
+        }
         t->copied = 1; /* rtask_copy_service notes the time: no clock read per record */
         t->txn_dirty = 1;
         return 0;
@@ -551,6 +606,8 @@ static void serve_copying(rtask_t *t, int64_t now, int64_t *next)
     if (t->copied) {
         t->last_record = now;
         t->copied = 0;
+        count_ages(t, kutil_wall_ms());
+        atomic_store_explicit(&t->st_polled, t->polled, memory_order_relaxed);
     }
     int paused = atomic_load(&t->paused);
     if (paused != t->was_paused) {

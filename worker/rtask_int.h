@@ -26,11 +26,16 @@
 
 typedef struct rtask rtask_t;
 
-/* The source offsets of a partition's records that are produced and not yet reported, in
- * produce order: an idempotent producer reports a partition's records in that order, so each
- * report is the oldest one here. */
+/* The source offsets (and source timestamps) of a partition's records that are produced and
+ * not yet reported, in produce order: an idempotent producer reports a partition's records in
+ * that order, so each report is the oldest one here. The timestamp is kept because a report's
+ * is the broker's append time when the destination topic uses LogAppendTime. */
+typedef struct ofent {
+    int64_t offset, timestamp;
+} ofent_t;
+
 typedef struct ofifo {
-    int64_t *v;
+    ofent_t *v;
     size_t head, n, cap; /* ring */
 } ofifo_t;
 
@@ -51,10 +56,18 @@ typedef struct tpart {
     int batch;         /* forwarded by the batch passthrough engine (bpass.h), not the record path */
     ofifo_t inflight;  /* copy thread: source offsets produced, not reported */
     uint64_t tally_records, tally_bytes; /* copy thread: this drain's counts, not yet in st_* */
+    /* copy thread: the latencies of this drain's acknowledged copies, and the source
+     * timestamps of the records produced since the last service (their ages are taken then,
+     * with one clock read), before they go into the windows below */
+    uint64_t lat_n, age_n;
+    int64_t lat_min, lat_max, lat_last, age_ts0, age_ts_min, age_ts_max, age_ts_last;
+    double lat_sum, age_dsum; /* age_dsum: sum of (timestamp - age_ts0) */
     /* for rtask_foreach_partition (other threads read them) */
     atomic_uint_fast64_t st_records, st_bytes;
     atomic_int_fast64_t st_next, st_hwm;
     atomic_int st_batch; /* batch, for other threads */
+    mwin_t st_lat_win, st_age_win; /* under the task's st_lock, as the next two */
+    int64_t st_lat_ms, st_age_ms;
 } tpart_t;
 
 /* One delivery report, queued by rtask_delivery_cb (a record), or by the batch passthrough
@@ -62,7 +75,7 @@ typedef struct tpart {
 typedef struct dres {
     tpart_t *tp;       /* NULL for an offset record */
     int64_t dst_offset;
-    int64_t timestamp; /* of the copy: the source record's (a batch: its max timestamp) */
+    int64_t timestamp; /* a batch's max timestamp (a record's is in its in-flight entry) */
     size_t bytes;      /* key + value (a batch: its size) */
     rd_kafka_resp_err_t err;
     int kind;          /* 0: a record's delivery report; else a bpass_report_t */
@@ -108,6 +121,9 @@ struct rtask {
     atomic_uint_fast64_t batch_records, batches, fallbacks; /* forwarded undecoded (bpass.h) */
     atomic_uint_fast64_t latency[RTASK_LATENCY_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_ms;
+    uint64_t polled, settled; /* copy thread: records produced; their reports applied */
+    atomic_uint_fast64_t st_polled, st_settled; /* the same, for other threads */
+    pthread_mutex_t st_lock;  /* the partitions' latency and age windows */
     atomic_int parts_ready; /* parts and topics are set up and stay until rtask_destroy */
     atomic_int exited;      /* EXITED posted: rtask_destroy may free it (exit_cond, dq_lock) */
     pthread_cond_t exit_cond;
